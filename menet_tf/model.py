@@ -1,0 +1,117 @@
+"""The de-raining network f_w: O (RGB, float 0..255) -> b (spec section 1).
+
+    space_to_depth 2 -> layer1 (conv 12->16, BN) = net_1 -> ReLU
+    space_to_depth 2 -> layer2 (conv 64->64, BN) = net_2 -> ReLU
+    [channel attention]                              (only with CA)
+    N residual blocks (no ReLU after the last add)
+    + net_2 -> layer3 (conv 64->64, BN)
+    depth_to_space 2 -> + net_1 -> layer4 (conv 16->16, BN)
+    layer5 (conv 16->12, no BN) -> depth_to_space 2 = residual
+    b = clip(O + residual, 0, 255)
+
+``layer5``'s kernel (3x3x16x12) is the "shared layer" on which gradient balance measures the per-task
+gradient norms. A model directory (written by the trainer) holds ``config.json`` and
+``net.weights.h5``; :func:`load_net` rebuilds the net from them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+
+from menet_tf import layers as L
+
+NET_CONFIG_KEYS = ("num_res_blocks", "channel_attention", "ca_variant")
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "net.weights.h5"
+
+
+def required_multiple(channel_attention: bool) -> int:
+    """Height and width must be multiples of this (4; 16 with channel attention)."""
+    return 16 if channel_attention else 4
+
+
+def build_derain_net(
+    num_res_blocks: int = 8,
+    channel_attention: bool = False,
+    ca_variant: str = "released",
+    name: str = "menet",
+) -> keras.Model:
+    """Build the MENET de-raining network as a functional Keras model with input (None, None, 3).
+
+    num_res_blocks: 8 ("shallow") or 16 ("deep"); any positive number works.
+    channel_attention: insert the CA block after layer2 (H and W then multiples of 16, else of 4).
+    ca_variant: "released" (x + x * a, default) or "scale_only" (x * a, an earlier release).
+    """
+    if num_res_blocks < 1:
+        raise ValueError(f"num_res_blocks must be >= 1, got {num_res_blocks}")
+    rainy = keras.Input(shape=(None, None, 3), name="rainy", dtype="float32")
+    x = L.SpaceToDepth(2, name="desubpixel1")(rainy)
+    net_1 = L.ConvBN(16, 12, name="layer1")(x)
+    x = keras.layers.ReLU(name="layer1_relu")(net_1)
+    x = L.SpaceToDepth(2, name="desubpixel2")(x)
+    net_2 = L.ConvBN(64, 64, name="layer2")(x)
+    x = keras.layers.ReLU(name="layer2_relu")(net_2)
+    if channel_attention:
+        x = L.ChannelAttention(64, variant=ca_variant, name="channel_attention")(x)
+    for i in range(num_res_blocks):
+        x = L.ResidualBlock(64, final_relu=i < num_res_blocks - 1, name=f"res_block{i + 1}")(x)
+    x = keras.layers.Add(name="long_skip2")([x, net_2])
+    x = L.ConvBN(64, 64, name="layer3")(x)
+    x = L.DepthToSpace(2, name="subpixel1")(x)
+    x = keras.layers.Add(name="long_skip1")([x, net_1])
+    x = L.ConvBN(16, 16, name="layer4")(x)
+    x = L.conv(12, 16, name="layer5")(x)
+    residual = L.DepthToSpace(2, name="subpixel2")(x)
+    derained = L.GlobalResidual(255.0, name="global_residual")([rainy, residual])
+    return keras.Model(rainy, derained, name=name)
+
+
+def shared_kernel(net: keras.Model):
+    """The kernel of ``layer5`` (3x3x16x12): where GB measures per-task gradient norms."""
+    return net.get_layer("layer5").kernel
+
+
+def net_config(num_res_blocks: int = 8, channel_attention: bool = False, ca_variant: str = "released") -> dict:
+    return {"num_res_blocks": int(num_res_blocks), "channel_attention": bool(channel_attention), "ca_variant": ca_variant}
+
+
+def save_net(net: keras.Model, model_dir: str, config: dict) -> None:
+    """Write ``config.json`` (must contain the NET_CONFIG_KEYS) and ``net.weights.h5`` into model_dir."""
+    missing = [k for k in NET_CONFIG_KEYS if k not in config]
+    if missing:
+        raise ValueError(f"config lacks the net keys {missing}")
+    os.makedirs(model_dir, exist_ok=True)
+    cfg_path = os.path.join(model_dir, CONFIG_FILE)
+    tmp = cfg_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    os.replace(tmp, cfg_path)
+    weights = os.path.join(model_dir, WEIGHTS_FILE)
+    tmp_w = os.path.join(model_dir, "tmp_" + WEIGHTS_FILE)
+    net.save_weights(tmp_w)
+    os.replace(tmp_w, weights)
+
+
+def read_config(model_dir: str) -> dict:
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no {CONFIG_FILE} here; is {model_dir!r} a menet-tf model directory?")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def load_net(model_dir: str) -> keras.Model:
+    """Rebuild the net described by ``model_dir/config.json`` and load ``model_dir/net.weights.h5``."""
+    config = read_config(model_dir)
+    net = build_derain_net(**{k: config[k] for k in NET_CONFIG_KEYS if k in config})
+    weights = os.path.join(model_dir, WEIGHTS_FILE)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"{weights}: no trained weights in {model_dir!r} (has training finished an epoch?)")
+    net.load_weights(weights)
+    return net

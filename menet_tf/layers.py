@@ -24,6 +24,12 @@ def conv_initializer(fan_in: int) -> keras.initializers.Initializer:
     return keras.initializers.TruncatedNormal(mean=0.0, stddev=math.sqrt(1.0 / fan_in))
 
 
+def _build(layer: keras.layers.Layer, input_shape) -> None:
+    """Build a sub-layer once (it may already be built by a direct call)."""
+    if not layer.built:
+        layer.build(input_shape)
+
+
 def conv(filters: int, in_channels: int, kernel_size: int = 3, name: str | None = None) -> keras.layers.Conv2D:
     """A bias-free SAME convolution with the released initialiser (fan_in = k * k * in_channels)."""
     return keras.layers.Conv2D(
@@ -90,8 +96,8 @@ class ConvBN(keras.layers.Layer):
         self.bn = keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name="bn")
 
     def build(self, input_shape):
-        self.conv.build(input_shape)
-        self.bn.build(self.conv.compute_output_shape(input_shape))
+        _build(self.conv, input_shape)
+        _build(self.bn, self.conv.compute_output_shape(input_shape))
         self.built = True
 
     def call(self, x, training=None):
@@ -123,8 +129,8 @@ class ResidualBlock(keras.layers.Layer):
         self.conv_bn2 = ConvBN(self.filters, self.filters, relu=False, name="conv_bn2")
 
     def build(self, input_shape):
-        self.conv_bn1.build(input_shape)
-        self.conv_bn2.build(input_shape)
+        _build(self.conv_bn1, input_shape)
+        _build(self.conv_bn2, input_shape)
         self.built = True
 
     def call(self, x, training=None):
@@ -169,11 +175,11 @@ class ChannelAttention(keras.layers.Layer):
     def build(self, input_shape):
         b, h, w, c = input_shape
         half = (b, None, None, 4 * c)
-        self.reduce1.build(half)
-        self.conv1.build((b, None, None, self.filters))
-        self.reduce2.build((b, None, None, 4 * self.filters))
-        self.conv2.build((b, None, None, self.filters))
-        self.conv3.build((b, None, None, self.filters))
+        _build(self.reduce1, half)
+        _build(self.conv1, (b, None, None, self.filters))
+        _build(self.reduce2, (b, None, None, 4 * self.filters))
+        _build(self.conv2, (b, None, None, self.filters))
+        _build(self.conv3, (b, None, None, self.filters))
         self.built = True
 
     def attention(self, x, training=None):

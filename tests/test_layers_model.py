@@ -1,0 +1,147 @@
+"""The network against the spec: parameter counts, exact inverses, shapes, range, init, save/load."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from menet_tf import layers as L
+from menet_tf.model import build_derain_net, load_net, net_config, required_multiple, save_net
+
+
+def n_trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    "blocks, ca, expected",
+    [(8, False, 671_680), (8, True, 815_680), (16, True, 1_407_552)],
+)
+def test_trainable_parameter_counts_match_released_graphs(blocks, ca, expected):
+    assert n_trainable(build_derain_net(blocks, ca)) == expected
+
+
+def test_parameter_count_is_rederived_from_the_layer_list():
+    # Independent arithmetic from spec section 1: conv k*k*cin*cout (no bias) + BN gamma/beta.
+    def conv_bn(cin, cout, k=3):
+        return k * k * cin * cout + 2 * cout
+
+    body = conv_bn(12, 16) + conv_bn(64, 64) + conv_bn(64, 64) + conv_bn(16, 16) + 3 * 3 * 16 * 12
+    block = 2 * conv_bn(64, 64)
+    ca = conv_bn(256, 64, 1) + conv_bn(64, 64) + conv_bn(256, 64, 1) + conv_bn(64, 64) + conv_bn(64, 64)
+    for blocks, with_ca in [(3, False), (5, True)]:
+        assert n_trainable(build_derain_net(blocks, with_ca)) == body + blocks * block + (ca if with_ca else 0)
+
+
+def test_depth_to_space_inverts_space_to_depth_bit_for_bit():
+    x = tf.random.uniform((2, 24, 40, 3), 0, 255, seed=1)
+    for r in (2, 4):
+        y = L.DepthToSpace(r)(L.SpaceToDepth(r)(x))
+        np.testing.assert_array_equal(y.numpy(), x.numpy())
+
+
+def test_space_to_depth_matches_numpy_reshape():
+    x = np.arange(2 * 4 * 6 * 3, dtype=np.float32).reshape(2, 4, 6, 3)
+    b, h, w, c = x.shape
+    ref = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h // 2, w // 2, 4 * c)
+    np.testing.assert_array_equal(L.SpaceToDepth(2)(x).numpy(), ref)
+
+
+@pytest.mark.parametrize("ca", [False, True])
+def test_output_shape_equals_input_shape_for_allowed_sizes(ca):
+    net = build_derain_net(1, ca)
+    m = required_multiple(ca)
+    assert m == (16 if ca else 4)
+    for h, w in [(m, m), (2 * m, 3 * m), (5 * m, m)]:
+        x = tf.random.uniform((1, h, w, 3), 0, 255)
+        assert net(x).shape == (1, h, w, 3)
+
+
+def test_outputs_are_clipped_to_0_255_and_equal_clip_of_input_plus_residual():
+    net = build_derain_net(1, False)
+    k = net.get_layer("layer5").kernel
+    k.assign(k * 1000.0)  # a huge residual, so the clip is exercised on both sides
+    x = tf.random.uniform((2, 16, 20, 3), 0, 255, seed=3)
+    y = net(x).numpy()
+    assert y.min() == 0.0 and y.max() == 255.0
+    residual_model = keras.Model(net.input, net.get_layer("subpixel2").output)
+    np.testing.assert_allclose(y, np.clip(x.numpy() + residual_model(x).numpy(), 0, 255), atol=1e-3)
+
+
+def test_layer_order_and_names_follow_the_spec():
+    net = build_derain_net(8, True)
+    names = [layer.name for layer in net.layers]
+    order = ["desubpixel1", "layer1", "desubpixel2", "layer2", "channel_attention", "res_block1", "res_block8",
+             "long_skip2", "layer3", "subpixel1", "long_skip1", "layer4", "layer5", "subpixel2", "global_residual"]
+    assert [n for n in names if n in order] == order
+    assert net.get_layer("layer5").kernel.shape == (3, 3, 16, 12)
+    assert not net.get_layer("layer5").use_bias
+    convs = [w for w in net.weights if "kernel" in w.path]
+    assert all("bias" not in w.path for w in net.weights)
+    assert len(convs) == 4 + 16 + 5 + 1  # layer1-4 + 8 blocks x 2 + CA's 5 + layer5
+    bn = net.get_layer("layer2").bn
+    assert (bn.momentum, bn.epsilon, bn.center, bn.scale) == (0.99, 1e-3, True, True)
+
+
+def test_last_residual_block_has_no_final_relu():
+    net = build_derain_net(3, False)
+    assert [net.get_layer(f"res_block{i}").final_relu for i in (1, 2, 3)] == [True, True, False]
+
+
+def test_ca_released_and_scale_only_forms():
+    ca = L.ChannelAttention(64, variant="released")
+    x = tf.random.normal((2, 8, 12, 64))
+    a = ca.attention(x).numpy()
+    assert a.shape == (2, 1, 1, 64)
+    np.testing.assert_allclose(ca(x).numpy(), x.numpy() + x.numpy() * a, rtol=1e-6)
+    only = L.ChannelAttention(64, variant="scale_only")
+    only.build(x.shape)
+    only.set_weights(ca.get_weights())
+    np.testing.assert_allclose(only(x).numpy(), x.numpy() * a, rtol=1e-6)
+    with pytest.raises(ValueError, match="variant"):
+        L.ChannelAttention(64, variant="nope")
+
+
+def test_layer1_kernel_stddev_is_the_truncated_normal_one():
+    target = 0.8796 * math.sqrt(1.0 / 108)
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        std = float(np.std(build_derain_net(1, False).get_layer("layer1").conv.kernel.numpy()))
+        assert abs(std - target) <= 0.1 * target
+    # and it is a truncated normal: nothing beyond 2 stddev
+    k = build_derain_net(1, False).get_layer("layer2").conv.kernel.numpy()
+    assert np.abs(k).max() <= 2 * math.sqrt(1.0 / (9 * 64)) + 1e-7
+
+
+@pytest.mark.parametrize("ca", [False, True])
+def test_keras_file_round_trip_reproduces_outputs_exactly(tmp_path, ca):
+    net = build_derain_net(2, ca, ca_variant="released")
+    # move BN statistics away from their initial values so they are part of the round trip
+    for layer in net.layers:
+        for w in layer.non_trainable_weights:
+            w.assign(w + tf.random.uniform(w.shape, 0.1, 0.5))
+    x = tf.random.uniform((2, 32, 48, 3), 0, 255, seed=5)
+    path = str(tmp_path / "net.keras")
+    net.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded(x).numpy(), net(x).numpy())
+    np.testing.assert_array_equal(loaded(x, training=False).numpy(), net(x, training=False).numpy())
+
+
+def test_model_dir_round_trip(tmp_path):
+    net = build_derain_net(2, True, "scale_only")
+    save_net(net, str(tmp_path), net_config(2, True, "scale_only"))
+    loaded = load_net(str(tmp_path))
+    x = tf.random.uniform((1, 32, 32, 3), 0, 255, seed=2)
+    np.testing.assert_array_equal(loaded(x).numpy(), net(x).numpy())
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_net(str(tmp_path / "missing"))
+
+
+def test_net_compiles_under_xla():
+    net = build_derain_net(1, True)
+    x = tf.random.uniform((1, 32, 32, 3), 0, 255, seed=4)
+    xla = tf.function(lambda t: net(t, training=False), jit_compile=True)
+    np.testing.assert_allclose(xla(x).numpy(), net(x, training=False).numpy(), atol=1e-2)

@@ -1,0 +1,182 @@
+"""Rain synthesis: determinism, O >= B, style strength against the real Rain100L/H input PSNRs, the
+JORDER-flat layout, and the CLI (one subprocess)."""
+
+import csv
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from menet_tf import metrics, synthesis
+from menet_tf.imageio import ImageError, read_image, write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _pairs(out_dir):
+    names = sorted(f for f in os.listdir(out_dir) if f.startswith("rain-"))
+    return [(read_image(os.path.join(out_dir, n)), read_image(os.path.join(out_dir, "no" + n)))
+            for n in names]
+
+
+@pytest.fixture(scope="module")
+def builtin_sets(tmp_path_factory):
+    """Light and heavy rain on all bundled photos, seed 0 (rendered once for the module)."""
+    out = {}
+    for style in ("light", "heavy"):
+        d = tmp_path_factory.mktemp(style)
+        written = synthesis.synthesize_dataset(str(d), style, seed=0)
+        out[style] = (d, written)
+    return out
+
+
+def test_builtin_clean_images_are_bundled_rgb_photos():
+    paths = synthesis.builtin_clean_images()
+    assert [os.path.basename(p) for p in paths] == list(synthesis.BUILTIN_PHOTOS)
+    import skimage.data
+
+    for p in paths:
+        assert os.path.dirname(p) == os.path.dirname(os.path.abspath(skimage.data.__file__))
+        img = read_image(p)
+        assert min(img.shape[:2]) >= synthesis.DEFAULT_MIN_SIZE
+        # a colour photo, not grey stored as RGB
+        assert np.abs(img[..., 0].astype(int) - img[..., 1]).mean() > 1
+
+
+def test_layout_and_norain_is_the_clean_image(builtin_sets):
+    d, written = builtin_sets["light"]
+    n = len(synthesis.BUILTIN_PHOTOS)
+    assert [(os.path.basename(r), os.path.basename(c)) for r, c in written] == [
+        (f"rain-{i:03d}.png", f"norain-{i:03d}.png") for i in range(1, n + 1)]
+    for (r, c), src in zip(written, synthesis.builtin_clean_images()):
+        np.testing.assert_array_equal(read_image(c), read_image(src))
+    with open(d / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["source"] for r in rows] == list(synthesis.BUILTIN_PHOTOS)
+
+
+def test_rain_only_brightens(builtin_sets):
+    for style in ("light", "heavy"):
+        for rain, clean in _pairs(builtin_sets[style][0]):
+            assert rain.shape == clean.shape
+            assert (rain >= clean).all()
+            assert (rain > clean).any()
+
+
+def test_heavy_is_stronger_than_light(builtin_sets):
+    def mean_abs(style):
+        return np.mean([np.abs(r.astype(int) - c).mean() for r, c in _pairs(builtin_sets[style][0])])
+
+    assert mean_abs("heavy") > 3 * mean_abs("light")
+
+
+def test_psnr_bands_on_bundled_photos(builtin_sets):
+    """Real inputs: Rain100L 26.90 dB, Rain100H 13.6 dB (standard protocol, Y)."""
+    light = [metrics.psnr(r, c) for r, c in _pairs(builtin_sets["light"][0])]
+    heavy = [metrics.psnr(r, c) for r, c in _pairs(builtin_sets["heavy"][0])]
+    assert all(24 < p < 32 for p in light), light
+    assert all(12 < p < 20 for p in heavy), heavy
+
+
+@pytest.mark.skipif(not (DATA / "BSDS500_test").is_dir(), reason="shared/data/BSDS500_test absent")
+def test_psnr_bands_on_bsds_photos(tmp_path):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for name in sorted(os.listdir(DATA / "BSDS500_test"))[:6]:
+        shutil.copy(DATA / "BSDS500_test" / name, clean / name)
+    for style, lo, hi in (("light", 24, 32), ("heavy", 12, 20)):
+        d = tmp_path / style
+        synthesis.synthesize_dataset(str(d), style, clean_dir=str(clean), seed=1)
+        mean = np.mean([metrics.psnr(r, c) for r, c in _pairs(d)])
+        assert lo < mean < hi, (style, mean)
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    def render(name, seed):
+        d = tmp_path / name
+        synthesis.synthesize_dataset(str(d), "heavy", seed=seed, max_images=2, num_variants=2)
+        return {f: (d / f).read_bytes() for f in sorted(os.listdir(d))}
+
+    a, b, c = render("a", 5), render("b", 5), render("c", 6)
+    assert len(a) == 9  # 4 pairs + manifest
+    assert a == b
+    assert a["rain-001.png"] != c["rain-001.png"]
+    assert a["norain-001.png"] == c["norain-001.png"]
+    assert a["rain-001.png"] != a["rain-002.png"]  # variants differ
+
+
+def test_rain_depends_on_the_image_not_its_position(tmp_path):
+    src = read_image(synthesis.builtin_clean_images()[2])[:240, :240]
+    only, both = tmp_path / "only", tmp_path / "both"
+    only.mkdir()
+    both.mkdir()
+    write_image(str(only / "b.png"), src)
+    write_image(str(both / "a.png"), src[::-1])
+    write_image(str(both / "b.png"), src)
+    p1 = synthesis.synthesize_dataset(str(tmp_path / "o1"), "light", clean_dir=str(only), seed=3)
+    p2 = synthesis.synthesize_dataset(str(tmp_path / "o2"), "light", clean_dir=str(both), seed=3)
+    assert Path(p1[0][0]).read_bytes() == Path(p2[1][0]).read_bytes()
+
+
+def test_light_streaks_are_oriented_lines():
+    """The rain map is made of streaks along the drawn angle: with the angle fixed to vertical, the
+    map barely changes down a column but changes sharply across a row."""
+    st = synthesis.STYLES["light"]
+    vertical = synthesis.RainStyle("v", (0.0, 0.0), st.layers)
+    r = synthesis.render_rain((300, 300), vertical, np.random.default_rng(0))
+    dv = np.abs(np.diff(r, axis=0)).mean()
+    dh = np.abs(np.diff(r, axis=1)).mean()
+    assert dh > 5 * dv
+    k = synthesis.streak_kernel(21, 1.0, 20.0)  # leaning right at the top
+    assert k.max() == 1.0
+    c = k.shape[1] // 2
+    top = k[: k.shape[0] // 2]
+    assert top[:, c + 1 :].sum() > 10 * top[:, :c].sum()
+
+
+def test_small_images_skipped_with_warning(tmp_path, caplog):
+    src = read_image(synthesis.builtin_clean_images()[0])
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    write_image(str(clean / "big.png"), src[:230, :300])
+    write_image(str(clean / "small.png"), src[:200, :300])
+    with caplog.at_level(logging.WARNING):
+        pairs = synthesis.synthesize_dataset(str(tmp_path / "o"), "light", clean_dir=str(clean))
+    assert len(pairs) == 1
+    assert "small.png" in caplog.text and "big.png" not in caplog.text
+    assert len(synthesis.synthesize_dataset(str(tmp_path / "o2"), "light", clean_dir=str(clean),
+                                            min_size=0)) == 2
+
+
+def test_unreadable_image_error_names_the_file(tmp_path):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ImageError, match="broken.png"):
+        synthesis.synthesize_dataset(str(tmp_path / "o"), "light", clean_dir=str(clean))
+    with pytest.raises(ValueError, match="style"):
+        synthesis.synthesize_dataset(str(tmp_path / "o"), "drizzle")
+
+
+def test_cli_writes_the_same_bytes_as_the_library(tmp_path):
+    out = tmp_path / "cli"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    res = subprocess.run(
+        [sys.executable, "-m", "data_prep.synthesize", f"--out={out}", "--style=heavy", "--seed=4",
+         "--max_images=2", "--num_variants=2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lib = tmp_path / "lib"
+    synthesis.synthesize_dataset(str(lib), "heavy", seed=4, max_images=2, num_variants=2)
+    files = sorted(os.listdir(lib))
+    assert sorted(os.listdir(out)) == files and len(files) == 9
+    for f in files:
+        assert (out / f).read_bytes() == (lib / f).read_bytes(), f

@@ -1,0 +1,256 @@
+"""Training configuration: one dataclass, the absl flags that fill it, and flagfile loading.
+
+The flags are defined by :func:`define_train_flags` on any ``absl.flags.FlagValues``, so the
+``experiments.train`` CLI, the ablation driver, the benchmarks and the tests all read a flagfile
+(``experiments/table1/lp_le_lb.flags`` ...) with the same parser and the same defaults: the paper's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+from absl import flags
+
+from menet_tf import losses as losses_lib
+from menet_tf import weighting as weighting_lib
+from menet_tf.layers import CA_VARIANTS
+
+EXPERIMENTS_DIR = os.path.dirname(os.path.abspath(__file__))
+LOSS_LETTERS = ("p", "e", "t")
+DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
+PERCEPTUAL = ("sobel", "vgg19")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as model_dir/config.json)."""
+
+    losses: tuple[str, ...] = ("p",)
+    weighting: str = "fixed"
+    fixed_weights: dict[str, float] = field(default_factory=dict)
+    stable_weights: bool = False
+    track_grad_norms: bool = False
+    channel_attention: bool = False
+    ca_variant: str = "released"
+    num_res_blocks: int = 8
+    texture_loss: str = "released"
+    perceptual: str = "sobel"
+    vgg19_weights: str | None = None
+    data_dir: str | None = None
+    rainy_glob: str | None = None
+    clean_glob: str | None = None
+    skip_bad_pairs: bool = False
+    val_dir: str | None = None
+    val_every: int = 10
+    crop_size: int = 224
+    batch_size: int = 20
+    epochs: int = 100
+    steps_per_epoch: int | None = None
+    lr: float = 1e-3
+    lr_decay_epochs: int = 40
+    seed: int = 0
+    deterministic: bool = False
+    jit_compile: bool | None = None
+    mixed_precision: bool = False
+    distribution: str = "default"
+    model_dir: str | None = None
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Trainer task names: "e" is the Sobel edge loss, or the VGG19 loss with --perceptual=vgg19."""
+        return tuple("vgg" if (t == "e" and self.perceptual == "vgg19") else t for t in self.losses)
+
+    def net_kwargs(self) -> dict:
+        return {
+            "num_res_blocks": self.num_res_blocks,
+            "channel_attention": self.channel_attention,
+            "ca_variant": self.ca_variant,
+        }
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["losses"] = list(self.losses)
+        d["tasks"] = list(self.tasks)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        kwargs["losses"] = tuple(kwargs.get("losses", ("p",)))
+        return cls(**kwargs)
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message for any inconsistent setting (before any work)."""
+        bad = [t for t in self.losses if t not in LOSS_LETTERS]
+        if bad or not self.losses:
+            raise ValueError(f"--losses: unknown loss name(s) {bad or self.losses}; use a comma list of p, e, t")
+        if len(set(self.losses)) != len(self.losses):
+            raise ValueError(f"--losses: a loss is named twice in {','.join(self.losses)}")
+        try:
+            weighting_lib.validate(self.weighting, self.tasks)
+        except ValueError as e:
+            raise ValueError(f"--weighting: {e}") from None
+        unknown = [k for k in self.fixed_weights if k not in losses_lib.TASK_NAMES]
+        if unknown:
+            raise ValueError(f"--fixed_weights: unknown task(s) {unknown}; use p, e, t, vgg")
+        if self.ca_variant not in CA_VARIANTS:
+            raise ValueError(f"--ca_variant must be one of {CA_VARIANTS}")
+        if self.texture_loss not in losses_lib.TEXTURE_FORMS:
+            raise ValueError(f"--texture_loss must be one of {losses_lib.TEXTURE_FORMS}")
+        if self.perceptual not in PERCEPTUAL:
+            raise ValueError(f"--perceptual must be one of {PERCEPTUAL}")
+        if self.perceptual == "vgg19" and "e" in self.losses:
+            if not self.vgg19_weights:
+                raise ValueError("--perceptual=vgg19 needs --vgg19_weights (a local VGG19 'notop' .h5 file)")
+            if not os.path.isfile(self.vgg19_weights):
+                raise ValueError(f"--vgg19_weights: {self.vgg19_weights}: no such file")
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"--distribution must be one of {DISTRIBUTIONS}")
+        multiple = 16 if self.channel_attention else 4
+        for name in ("num_res_blocks", "batch_size", "epochs", "crop_size", "lr_decay_epochs", "val_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.crop_size % multiple:
+            raise ValueError(f"--crop_size must be a multiple of {multiple}, got {self.crop_size}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"--steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if not self.data_dir:
+            raise ValueError("--data_dir is required (a folder of rainy/clean pairs)")
+        if not os.path.isdir(self.data_dir):
+            raise ValueError(f"--data_dir: {self.data_dir}: no such directory")
+        if self.val_dir and not os.path.isdir(self.val_dir):
+            raise ValueError(f"--val_dir: {self.val_dir}: no such directory")
+        if not self.model_dir:
+            raise ValueError("--model_dir is required (where checkpoints, logs and config go)")
+        check_writable(self.model_dir, "--model_dir")
+
+
+def check_writable(path: str, flag: str) -> None:
+    """Create ``path`` if needed and prove it writable, else ValueError naming the flag and the path."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"{flag}: {path}: not writable ({e.strerror or e})") from None
+
+
+def parse_fixed_weights(text: str | None) -> dict[str, float]:
+    """"e=1e-2,t=1e-9" -> {"e": 0.01, "t": 1e-09}."""
+    out = {}
+    for item in filter(None, (s.strip() for s in (text or "").split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--fixed_weights: {item!r} is not task=value (e.g. e=1e-2)") from None
+    return out
+
+
+def define_train_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Define the training flags (paper defaults) on ``fv``."""
+    d = TrainConfig()
+    flags.DEFINE_list("losses", list(d.losses), "Task losses: p (MSE), e (edge/perceptual), t (texture).", flag_values=fv)
+    flags.DEFINE_enum("weighting", d.weighting, weighting_lib.WEIGHTINGS, "Task weighting.", flag_values=fv)
+    flags.DEFINE_string("fixed_weights", "", "Fixed weights overrides, e.g. 'e=1e-2,t=1e-9'.", flag_values=fv)
+    flags.DEFINE_bool("stable_weights", d.stable_weights, "GB/LB: the 'stable' (others/total) form instead of the literal float32 1 - x/total.", flag_values=fv)
+    flags.DEFINE_bool("track_grad_norms", d.track_grad_norms, "Log per-task gradient norms on layer5 (always on for GB).", flag_values=fv)
+    flags.DEFINE_bool("channel_attention", d.channel_attention, "Insert the channel-attention block.", flag_values=fv)
+    flags.DEFINE_enum("ca_variant", d.ca_variant, CA_VARIANTS, "CA output: x + x*a (released) or x*a.", flag_values=fv)
+    flags.DEFINE_integer("num_res_blocks", d.num_res_blocks, "Residual blocks: 8 shallow, 16 deep.", flag_values=fv)
+    flags.DEFINE_enum("texture_loss", d.texture_loss, losses_lib.TEXTURE_FORMS, "L_t form.", flag_values=fv)
+    flags.DEFINE_enum("perceptual", d.perceptual, PERCEPTUAL, "What task 'e' is: the Sobel edge loss or VGG19.", flag_values=fv)
+    flags.DEFINE_string("vgg19_weights", None, "Local Keras VGG19 notop weights (.h5) for --perceptual=vgg19.", flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "Training pairs (any supported layout).", flag_values=fv)
+    flags.DEFINE_string("rainy_glob", None, "Glob for rainy images, overriding layout discovery.", flag_values=fv)
+    flags.DEFINE_string("clean_glob", None, "Glob for clean images, overriding layout discovery.", flag_values=fv)
+    flags.DEFINE_bool("skip_bad_pairs", d.skip_bad_pairs, "Skip unusable pairs with one warning instead of stopping.", flag_values=fv)
+    flags.DEFINE_string("val_dir", None, "Optional validation pairs (paper protocol crops).", flag_values=fv)
+    flags.DEFINE_integer("val_every", d.val_every, "Validate every N epochs (and after the last).", flag_values=fv)
+    flags.DEFINE_integer("crop_size", d.crop_size, "Five-crop patch size.", flag_values=fv)
+    flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size.", flag_values=fv)
+    flags.DEFINE_integer("epochs", d.epochs, "Epochs.", flag_values=fv)
+    flags.DEFINE_integer("steps_per_epoch", None, "Optional cap on steps per epoch (short runs).", flag_values=fv)
+    flags.DEFINE_float("lr", d.lr, "Initial Adam learning rate.", flag_values=fv)
+    flags.DEFINE_integer("lr_decay_epochs", d.lr_decay_epochs, "Staircase decay x0.1 every N epochs.", flag_values=fv)
+    flags.DEFINE_integer("seed", d.seed, "Random seed (init and data order).", flag_values=fv)
+    flags.DEFINE_bool("deterministic", d.deterministic, "Deterministic ops (reproducible, slower).", flag_values=fv)
+    flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step (default: on with a GPU, off on CPU).", flag_values=fv)
+    flags.DEFINE_bool("mixed_precision", d.mixed_precision, "mixed_float16 on GPU (loss scaling), mixed_bfloat16 on CPU.", flag_values=fv)
+    flags.DEFINE_enum("distribution", d.distribution, DISTRIBUTIONS, "tf.distribute strategy.", flag_values=fv)
+    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, config.json, net weights.", flag_values=fv)
+
+
+def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
+    return TrainConfig(
+        losses=tuple(s.strip() for s in fv.losses if s.strip()),
+        weighting=fv.weighting,
+        fixed_weights=parse_fixed_weights(fv.fixed_weights),
+        stable_weights=fv.stable_weights,
+        track_grad_norms=fv.track_grad_norms,
+        channel_attention=fv.channel_attention,
+        ca_variant=fv.ca_variant,
+        num_res_blocks=fv.num_res_blocks,
+        texture_loss=fv.texture_loss,
+        perceptual=fv.perceptual,
+        vgg19_weights=fv.vgg19_weights,
+        data_dir=fv.data_dir,
+        rainy_glob=fv.rainy_glob,
+        clean_glob=fv.clean_glob,
+        skip_bad_pairs=fv.skip_bad_pairs,
+        val_dir=fv.val_dir,
+        val_every=fv.val_every,
+        crop_size=fv.crop_size,
+        batch_size=fv.batch_size,
+        epochs=fv.epochs,
+        steps_per_epoch=fv.steps_per_epoch,
+        lr=fv.lr,
+        lr_decay_epochs=fv.lr_decay_epochs,
+        seed=fv.seed,
+        deterministic=fv.deterministic,
+        jit_compile=fv.jit_compile,
+        mixed_precision=fv.mixed_precision,
+        distribution=fv.distribution,
+        model_dir=fv.model_dir,
+    )
+
+
+def load_flagfile(path: str, *extra_args: str) -> TrainConfig:
+    """Parse a flagfile (plus extra ``--flag=value`` args) with the real flag parser -> TrainConfig."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such flagfile")
+    fv = flags.FlagValues()
+    define_train_flags(fv)
+    fv(["load_flagfile", f"--flagfile={path}", *extra_args])
+    return config_from_flags(fv)
+
+
+def row_flagfile(row: str, table: str = "table1") -> str:
+    """Path of a table row's flagfile, e.g. row_flagfile("lp_le_lb")."""
+    return os.path.join(EXPERIMENTS_DIR, table, f"{row}.flags")
+
+
+def list_rows(table: str = "table1") -> list[str]:
+    folder = os.path.join(EXPERIMENTS_DIR, table)
+    return sorted(f[: -len(".flags")] for f in os.listdir(folder) if f.endswith(".flags"))
+
+
+def save_config(config: TrainConfig, model_dir: str) -> None:
+    """Write model_dir/config.json (the training config; it also carries the net's keys)."""
+    from menet_tf.model import CONFIG_FILE
+
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, CONFIG_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(config.to_json(), f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)

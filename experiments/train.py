@@ -1,0 +1,35 @@
+"""Train MENET: ``python -m experiments.train --flagfile=experiments/table1/lp_le_lb.flags
+--data_dir=DIR --model_dir=DIR``. Re-running the same command resumes where it stopped.
+
+Every flag (paper defaults) is defined in experiments/config.py; ``--helpfull`` lists them.
+"""
+
+from absl import app, flags
+
+from experiments import config as config_lib
+
+config_lib.define_train_flags(flags.FLAGS)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        config = config_lib.config_from_flags(flags.FLAGS)
+        from experiments.training import resolve_runtime
+
+        resolve_runtime(config).validate()
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    from experiments.training import train
+    from menet_tf.data import DataError
+    from menet_tf.imageio import ImageError
+
+    try:
+        train(config)
+    except (DataError, ImageError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    app.run(main)

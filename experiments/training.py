@@ -190,7 +190,7 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
 
     strategy = make_strategy(config.distribution)
     with strategy.scope():
-        trainer = build_trainer(config, steps_per_epoch=full_steps)
+        trainer = build_trainer(config, steps_per_epoch=steps)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         ckpt = tf.train.Checkpoint(net=trainer.net, optimizer=trainer.optimizer, epoch=epoch_var)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(model_dir, CKPT_DIR), max_to_keep=2)

@@ -1,0 +1,140 @@
+"""experiments/: every flagfile parses and builds what it names; training resumes exactly; bad flags
+stop with a one-line error before any work."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from experiments import config as config_lib
+from experiments.training import build_trainer, read_history, train
+from menet_tf import losses as losses_lib
+from menet_tf.imageio import write_image
+from menet_tf.model import load_net
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Spec section 8 rows: flagfile -> (tasks, weighting, channel attention, residual blocks)
+EXPECTED = {
+    ("table1", "lp"): (("p",), "fixed", False, 8),
+    ("table1", "lp_le_fixed"): (("p", "e"), "fixed", False, 8),
+    ("table1", "lp_le_gb"): (("p", "e"), "gb", False, 8),
+    ("table1", "lp_le_lb"): (("p", "e"), "lb", False, 8),
+    ("table1", "lp_le_lt_gb"): (("p", "e", "t"), "gb", False, 8),
+    ("table1", "lp_le_lt_lb"): (("p", "e", "t"), "lb", False, 8),
+    ("table1", "lp_le_lt_gb_ca"): (("p", "e", "t"), "gb", True, 8),
+    ("table1", "lp_le_lt_lb_ca"): (("p", "e", "t"), "lb", True, 8),
+    ("table1", "le"): (("e",), "fixed", False, 8),
+    ("table1", "lp_ca"): (("p",), "fixed", True, 8),
+    ("table2", "menet_gb_deep"): (("p", "e", "t"), "gb", True, 16),
+    ("table2", "menet_lb_deep"): (("p", "e", "t"), "lb", True, 16),
+    ("table4", "mse"): (("p",), "fixed", False, 8),
+    ("table4", "mse_edge_fixed"): (("p", "e"), "fixed", False, 8),
+    ("table4", "mse_vgg_fixed"): (("p", "vgg"), "fixed", False, 8),
+}
+PARAMS = {(8, False): 671_680, (8, True): 815_680, (16, True): 1_407_552}
+
+
+def test_every_flagfile_is_listed():
+    found = {(t, r) for t in ("table1", "table2", "table4") for r in config_lib.list_rows(t)}
+    assert found == set(EXPECTED)
+
+
+@pytest.mark.parametrize("table, row", sorted(EXPECTED), ids=["/".join(k) for k in sorted(EXPECTED)])
+def test_flagfile_builds_the_model_losses_and_weighting_it_names(table, row, tmp_path):
+    extra = []
+    if row == "mse_vgg_fixed":
+        vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+        path = str(tmp_path / "vgg.weights.h5")
+        vgg.save_weights(path)
+        extra = [f"--vgg19_weights={path}"]
+    cfg = config_lib.load_flagfile(config_lib.row_flagfile(row, table), *extra)
+    tasks, weighting, ca, blocks = EXPECTED[(table, row)]
+    assert (cfg.tasks, cfg.weighting, cfg.channel_attention, cfg.num_res_blocks) == (tasks, weighting, ca, blocks)
+    # paper defaults that no flagfile may change
+    assert (cfg.batch_size, cfg.crop_size, cfg.epochs, cfg.lr, cfg.lr_decay_epochs) == (20, 224, 100, 1e-3, 40)
+    cfg.jit_compile = False
+    trainer = build_trainer(cfg, steps_per_epoch=23)
+    n_params = sum(int(np.prod(v.shape)) for v in trainer.net.trainable_variables)
+    assert n_params == PARAMS[(blocks, ca)]
+    assert trainer.tasks == tasks and trainer.weighting == weighting
+    by_name = {"p": losses_lib.reconstruction_loss, "e": losses_lib.edge_loss,
+               "t": losses_lib.texture_loss_released}
+    for name, fn in zip(tasks, trainer.loss_fns):
+        if name in by_name:
+            assert fn is by_name[name]
+    if weighting == "fixed":
+        expected = {"lp_le_fixed": [1.0, 1e-2], "mse_edge_fixed": [1.0, 1e-2], "mse_vgg_fixed": [1.0, 1e-3],
+                    "le": [1.0]}.get(row, [1.0])
+        assert trainer.fixed == pytest.approx(expected)
+    assert trainer.optimizer.epsilon == 1e-8
+
+
+def make_pairs(folder, n=3, size=(40, 44), seed=0):
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for i in range(1, n + 1):
+        clean = rng.integers(0, 200, size + (3,), dtype=np.uint8)
+        rainy = np.clip(clean.astype(int) + (rng.random(size + (1,)) > 0.9) * 60, 0, 255).astype(np.uint8)
+        write_image(os.path.join(folder, f"norain-{i}.png"), clean)
+        write_image(os.path.join(folder, f"rain-{i}.png"), rainy)
+    return str(folder)
+
+
+def tiny_config(data_dir, model_dir, epochs):
+    return config_lib.TrainConfig(
+        losses=("p", "e", "t"), weighting="lb", num_res_blocks=1, crop_size=16, batch_size=4, epochs=epochs,
+        lr_decay_epochs=1, seed=3, deterministic=True, jit_compile=False, data_dir=data_dir,
+        model_dir=str(model_dir),
+    )
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    data = make_pairs(tmp_path / "pairs")  # 3 pairs -> 30 patches -> 7 steps per epoch
+    straight, _ = train(tiny_config(data, tmp_path / "straight", 2), verbose=0)
+    train(tiny_config(data, tmp_path / "resumed", 1), verbose=0)
+    resumed, _ = train(tiny_config(data, tmp_path / "resumed", 2), verbose=0)
+
+    for a, b in zip(straight.net.weights, resumed.net.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+    for a, b in zip(straight.optimizer.variables, resumed.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    assert int(resumed.optimizer.iterations.numpy()) == 14
+    # staircase x0.1 every epoch here: the lr in force at the end of epoch 2 is the scheduled 1e-5
+    rows = read_history(str(tmp_path / "resumed" / "history.csv"))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    np.testing.assert_allclose([float(r["lr"]) for r in rows], [1e-4, 1e-5], rtol=1e-5)
+    # the net saved in model_dir is the resumed one
+    x = tf.random.uniform((1, 16, 16, 3), 0, 255, seed=1)
+    np.testing.assert_allclose(load_net(str(tmp_path / "resumed"))(x).numpy(), resumed.net(x).numpy(), atol=1e-4)
+    assert (tmp_path / "resumed" / "training_curves.png").is_file()
+
+
+def run_train(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bad_flags_stop_with_one_line_error_before_any_work(tmp_path):
+    data = make_pairs(tmp_path / "pairs", n=1)
+    locked = tmp_path / "locked"
+    locked.write_text("a file, not a folder")
+    cases = [
+        (["--losses=p,x", f"--data_dir={data}", f"--model_dir={tmp_path}/m1"], "unknown loss name"),
+        (["--losses=p", "--weighting=gb", f"--data_dir={data}", f"--model_dir={tmp_path}/m2"], "only ['p']"),
+        ([f"--model_dir={tmp_path}/m3"], "--data_dir is required"),
+        ([f"--data_dir={tmp_path}/nowhere", f"--model_dir={tmp_path}/m4"], "no such directory"),
+        ([f"--data_dir={data}", f"--model_dir={locked}/sub"], "not writable"),
+    ]
+    for args, message in cases:
+        result = run_train(*args)
+        assert result.returncode != 0, args
+        last = result.stderr.strip().splitlines()[-1]
+        assert message in last, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m1").exists() or not os.listdir(tmp_path / "m1")

@@ -1,0 +1,211 @@
+r"""De-rain real photos of any size with a trained model directory or an exported SavedModel.
+
+    python -m experiments.derain --input=../shared/data/real_rain --output_dir=out --model_dir=runs/menet_gb
+    python -m experiments.derain --input=photo.jpg --output_dir=out --saved_model=exports/menet_gb --side_by_side
+
+--input is an image file or a folder (its image files, not recursive). Each input ``foo.jpg`` is written as
+``output_dir/foo.png`` (``foo_side_by_side.png``, rainy | de-rained, with --side_by_side); when two inputs
+share a stem (``foo.jpg``, ``foo.png``) both are named ``foo_jpg.png``, ``foo_png.png``. EXIF orientation
+is applied. A file that cannot be read or processed is reported by name and skipped; the others are
+still written, a summary lists the failures, and the exit status is 1 if any failed.
+
+Tiling: images larger than --tile are de-rained in overlapping tiles of at most --tile x --tile pixels
+(memory bounded by the tile, not the image), blended over --tile_overlap pixels (default: auto, from the
+net's receptive field, which makes tiled output equal whole-image output for nets without channel
+attention; with channel attention tiles differ from the whole image, see docs/deployment.md).
+--tile=0 processes whole images.
+
+GPU: --jit_compile (XLA) and --mixed_precision (mixed_float16 on GPU, mixed_bfloat16 on CPU) apply to
+--model_dir; an exported SavedModel's precision and XLA are fixed at export.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("input", None, "an image file or a folder of images (PNG/JPEG/...)")
+flags.DEFINE_string("output_dir", None, "where to write the de-rained PNGs")
+flags.DEFINE_string("model_dir", None, "trained model directory (config.json + net.weights.h5)")
+flags.DEFINE_string("saved_model", None, "a SavedModel written by experiments.export")
+flags.DEFINE_integer("tile", 1024, "tile side in pixels (rounded down to the net's multiple); 0 = whole image")
+flags.DEFINE_integer("tile_overlap", -1, "pixels shared by adjacent tiles (rounded up to the multiple); -1 = auto")
+flags.DEFINE_bool("side_by_side", False, "also write foo_side_by_side.png (rainy | de-rained)")
+flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir only)")
+flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU / mixed_bfloat16 on CPU (--model_dir only)")
+flags.mark_flags_as_required(["input", "output_dir"])
+
+
+
+def usage_error(message: str):
+    """Bad flags: one line on stderr, exit status 2, before any work (absl's UsageError would print the
+    whole help text)."""
+    print(f"experiments.derain: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+def list_inputs(path: str) -> list[str]:
+    from menet_tf.imageio import is_image_file
+
+    if os.path.isdir(path):
+        return sorted(
+            os.path.join(path, n) for n in os.listdir(path) if is_image_file(n) and os.path.isfile(os.path.join(path, n))
+        )
+    return [path]
+
+
+def output_names(paths: list[str]) -> dict[str, str]:
+    """input path -> output stem: the file's stem, or stem_ext when stems collide."""
+    stems: dict[str, list[str]] = {}
+    for p in paths:
+        stems.setdefault(os.path.splitext(os.path.basename(p))[0], []).append(p)
+    names = {}
+    for stem, group in stems.items():
+        for p in group:
+            ext = os.path.splitext(p)[1].lstrip(".").lower()
+            names[p] = stem if len(group) == 1 else f"{stem}_{ext}"
+    return names
+
+
+def _check_flags() -> list[str]:
+    if (FLAGS.model_dir is None) == (FLAGS.saved_model is None):
+        usage_error("give exactly one of --model_dir and --saved_model")
+    if FLAGS.model_dir is not None:
+        from menet_tf.model import CONFIG_FILE, WEIGHTS_FILE
+
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not os.path.isfile(os.path.join(FLAGS.model_dir, name)):
+                usage_error(f"--model_dir={FLAGS.model_dir}: no {name} there (not a trained model directory)")
+    else:
+        if not os.path.isfile(os.path.join(FLAGS.saved_model, "saved_model.pb")):
+            usage_error(f"--saved_model={FLAGS.saved_model}: no saved_model.pb there")
+        if FLAGS.jit_compile or FLAGS.mixed_precision:
+            usage_error("--jit_compile / --mixed_precision apply to --model_dir; a SavedModel's are fixed at export")
+    if not os.path.exists(FLAGS.input):
+        usage_error(f"--input={FLAGS.input}: no such file or folder")
+    if FLAGS.tile < 0:
+        usage_error(f"--tile={FLAGS.tile}: must be >= 0 (0 = whole image)")
+    if FLAGS.tile_overlap < -1:
+        usage_error(f"--tile_overlap={FLAGS.tile_overlap}: must be >= 0, or -1 (auto)")
+    if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
+        usage_error(f"--output_dir={FLAGS.output_dir} exists and is not a folder")
+    paths = list_inputs(FLAGS.input)
+    if not paths:
+        usage_error(f"--input={FLAGS.input}: no image files there")
+    names = output_names(paths)
+    ins = {os.path.realpath(p) for p in paths}
+    for p, stem in names.items():
+        for suffix in ("", "_side_by_side"):
+            out = os.path.realpath(os.path.join(FLAGS.output_dir, stem + suffix + ".png"))
+            if out in ins:
+                usage_error(f"writing {out} would overwrite an input: choose another --output_dir")
+    return paths
+
+
+def load_model():
+    """-> (fn float32 [1,h,w,3] -> [1,h,w,3], multiple, receptive radius, channel attention, description)."""
+    import tensorflow as tf
+
+    from menet_tf import export, inference
+    from menet_tf.model import load_net, read_config, required_multiple
+
+    if FLAGS.model_dir is not None:
+        policy = inference.configure_precision(FLAGS.mixed_precision)
+        config = read_config(FLAGS.model_dir)
+        net = load_net(FLAGS.model_dir)
+        ca = bool(config.get("channel_attention", False))
+        multiple = required_multiple(ca)
+        fn = inference.padded_fn(net, multiple, jit_compile=FLAGS.jit_compile)
+        radius = inference.receptive_radius(int(config.get("num_res_blocks", 8)))
+        desc = f"{FLAGS.model_dir} ({config.get('num_res_blocks')} blocks, CA {ca}, {policy}, XLA {FLAGS.jit_compile})"
+        return fn, multiple, radius, ca, desc
+    loaded = tf.saved_model.load(FLAGS.saved_model)
+    signature = loaded.signatures[export.SIGNATURE_FLOAT]
+    info = export.read_export_info(FLAGS.saved_model) or {}
+    # without the info file, assume the most demanding net (16 blocks, CA)
+    multiple = int(info.get("required_multiple", 16))
+    radius = int(info.get("receptive_radius", inference.receptive_radius(16)))
+    ca = bool(info.get("global_channel_attention", True))
+
+    def fn(images):
+        return signature(images=images)["derained"]
+
+    return fn, multiple, radius, ca, f"{FLAGS.saved_model} (SavedModel, multiple {multiple}, CA {ca})"
+
+
+def main(argv):
+    if len(argv) > 1:
+        usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
+    paths = _check_flags()
+
+    import keras
+    import numpy as np
+
+    from menet_tf import inference
+    from menet_tf.imageio import read_image, write_image
+
+    fn, multiple, radius, ca, desc = load_model()
+    tile = FLAGS.tile // multiple * multiple
+    if FLAGS.tile and tile == 0:
+        usage_error(f"--tile={FLAGS.tile} is smaller than the net's multiple ({multiple})")
+    overlap = inference.auto_overlap(radius, multiple) if FLAGS.tile_overlap < 0 else inference.round_up(FLAGS.tile_overlap, multiple)
+    if tile and tile < 2 * overlap:
+        usage_error(f"--tile={tile} must be at least twice the tile overlap ({overlap}): raise --tile or lower --tile_overlap")
+    names = output_names(paths)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    print(f"model: {desc}")
+    if tile:
+        exact = "" if ca else (" (exact: margin >= receptive radius)" if inference.default_margin(overlap) >= radius else " (approximate: overlap below 2 x receptive radius + ramp)")
+        print(f"tiles: <= {tile} px, overlap {overlap}, receptive radius {radius}{exact}")
+        if ca:
+            print("note: channel attention averages over the whole input, so tiles differ from whole-image inference (--tile=0 for exact)")
+    else:
+        print("tiles: off (whole images)")
+
+    failed: list[tuple[str, str]] = []
+    written = 0
+    t_start = time.perf_counter()
+    for k, path in enumerate(paths, 1):
+        name = os.path.basename(path)
+        print(f"[{k}/{len(paths)}] {name}", end="", flush=True)
+        try:
+            rainy = read_image(path, exif_transpose=True)
+            h, w = rainy.shape[:2]
+            use_tiles = tile and (h > tile or w > tile)
+            n_tiles = inference.tile_count(h, w, tile, overlap) if use_tiles else 1
+            print(f": {w}x{h}, {n_tiles} tile{'s' if n_tiles > 1 else ''}", flush=True)
+            bar = keras.utils.Progbar(n_tiles, unit_name="tile")
+            t0 = time.perf_counter()
+            if use_tiles:
+                derained = inference.derain_tiled(
+                    fn, rainy, tile=tile, overlap=overlap, multiple=multiple, out_dtype=np.uint8,
+                    progress=lambda done, total: bar.update(done),
+                )
+            else:
+                out = fn(np.asarray(rainy, np.float32)[None])
+                out = np.asarray(out.numpy() if hasattr(out, "numpy") else out)[0]
+                derained = np.clip(np.round(out), 0, 255).astype(np.uint8)
+                bar.update(1)
+            stem = names[path]
+            write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained)
+            if FLAGS.side_by_side:
+                write_image(os.path.join(FLAGS.output_dir, stem + "_side_by_side.png"), np.concatenate([rainy, derained], axis=1))
+            written += 1
+            print(f"  -> {stem}.png ({time.perf_counter() - t0:.1f} s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report any failure by file name and go on
+            reason = str(e) if path in str(e) else f"{path}: {type(e).__name__}: {e}"
+            print(f"\n  FAILED {reason}", flush=True)
+            failed.append((path, reason))
+    print(f"done: {written} of {len(paths)} images written to {FLAGS.output_dir} in {time.perf_counter() - t_start:.1f} s")
+    if failed:
+        print(f"{len(failed)} failed:")
+        for _, reason in failed:
+            print(f"  {reason}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

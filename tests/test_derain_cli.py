@@ -1,0 +1,108 @@
+"""experiments.derain end to end (subprocesses): a folder with a corrupt file, EXIF orientation, odd
+sizes, tiling; outputs compared with the Keras net's own whole-image result."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from menet_tf.model import build_derain_net, load_net, net_config, save_net
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+REAL_RAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_rain"
+
+
+def run_derain(*args):
+    cmd = [sys.executable, "-m", "experiments.derain", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def reference_derain(net, image, multiple):
+    h, w = image.shape[:2]
+    x = np.pad(image.astype(np.float32)[None], ((0, 0), (0, -h % multiple), (0, -w % multiple), (0, 0)), mode="reflect")
+    return net(x, training=False).numpy()[0, :h, :w]
+
+
+def photo(h, w, seed):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([128 + 90 * np.sin(5 * x + c) * np.cos(3 * y + c) for c in (0.0, 1.5, 3.0)], -1)
+    return np.clip(base + rng.normal(0, 15, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    keras.utils.set_random_seed(11)
+    d = str(tmp_path_factory.mktemp("model"))
+    save_net(build_derain_net(1), d, net_config(1, False))  # no CA: multiple 4, receptive radius 25
+    return d
+
+
+def test_folder_with_corrupt_file_exif_and_tiles(model_dir, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    # a JPEG stored 190 x 130 with EXIF orientation 6 (display rotated 90 degrees clockwise: 130 x 190)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(photo(130, 190, 1)).save(src / "rotated.jpg", quality=95, exif=exif)
+    Image.fromarray(photo(171, 229, 2)).save(src / "odd.png")  # odd size, 2 x 2 tiles of 168 below
+    (src / "broken.jpg").write_bytes((src / "rotated.jpg").read_bytes()[:600])  # truncated JPEG
+    if REAL_RAIN.is_dir():
+        shutil.copy(REAL_RAIN / "syn2real_35.jpg", src / "real.jpg")
+    out = tmp_path / "out"
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--side_by_side", "--tile=168")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1, log[-3000:]  # one file failed
+    assert "FAILED" in log and str(src / "broken.jpg") in log.split("failed:")[-1]
+    net = load_net(model_dir)
+    expected = {"rotated": np.asarray(ImageOps.exif_transpose(Image.open(src / "rotated.jpg")).convert("RGB")),
+                "odd": np.asarray(Image.open(src / "odd.png").convert("RGB"))}
+    if REAL_RAIN.is_dir():
+        expected["real"] = np.asarray(Image.open(src / "real.jpg").convert("RGB"))
+    assert expected["rotated"].shape == (190, 130, 3)
+    assert sorted(os.listdir(out)) == sorted([f"{k}.png" for k in expected] + [f"{k}_side_by_side.png" for k in expected])
+    for stem, rainy in expected.items():
+        got = np.asarray(Image.open(out / f"{stem}.png"))
+        assert got.shape == rainy.shape, stem
+        # tiles (auto overlap, no CA) reproduce the whole-image result: only the final rounding differs
+        want = reference_derain(net, rainy, 4)
+        assert np.abs(got.astype(np.float32) - want).max() <= 0.5 + 1e-3, stem
+        sbs = np.asarray(Image.open(out / f"{stem}_side_by_side.png"))
+        np.testing.assert_array_equal(sbs, np.concatenate([rainy, got], axis=1))
+    assert "2x2 tiles" in log or "4 tiles" in log
+
+
+def test_saved_model_input_and_name_collisions(model_dir, tmp_path):
+    from menet_tf import export
+
+    export_dir = str(tmp_path / "exported")
+    export.export_saved_model(load_net(model_dir), export_dir, net_config(1, False))
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(photo(45, 67, 3)).save(src / "a.png")
+    Image.fromarray(photo(45, 67, 4)).save(src / "a.bmp")  # same stem: both get the extension
+    out = tmp_path / "out"
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--saved_model={export_dir}", "--tile=0")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert sorted(os.listdir(out)) == ["a_bmp.png", "a_png.png"]
+    net = load_net(model_dir)
+    rainy = np.asarray(Image.open(src / "a.bmp"))
+    got = np.asarray(Image.open(out / "a_bmp.png")).astype(np.float32)
+    assert np.abs(got - reference_derain(net, rainy, 4)).max() <= 0.5 + 1e-3
+
+
+def test_bad_flags_fail_in_one_line_before_any_work(tmp_path):
+    out = tmp_path / "out"
+    proc = run_derain(f"--input={tmp_path}", f"--output_dir={out}", "--model_dir=a", "--saved_model=b")
+    assert proc.returncode != 0
+    assert "give exactly one of --model_dir and --saved_model" in proc.stderr
+    assert not out.exists()

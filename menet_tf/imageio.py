@@ -8,7 +8,10 @@ Conversions (everything becomes H x W x 3 uint8):
   * JPEG EXIF orientation is applied only when asked (``exif_transpose=True``: real photos), never for
     paired training data, where rainy and clean must stay aligned as stored.
 
-Any unreadable file raises :class:`ImageError`, whose message names the file and the problem.
+Any unreadable file raises :class:`ImageError`, whose message names the file and the problem: a missing
+file ("no such file"), a file that is not an image or whose header is broken ("not an image, or a
+corrupt one"), a corrupt or truncated PNG/JPEG ("corrupt or truncated image (...)", "truncated PNG (no
+IEND chunk ...)", "corrupt or truncated 16-bit PNG (...)"), a 32-bit image with values outside 0..255.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
 
 
 class ImageError(ValueError):
@@ -43,6 +47,13 @@ def _png_bit_depth(path: str) -> int | None:
     if not head.startswith(_PNG_SIGNATURE) or len(head) < 26:
         return None
     return head[24]
+
+
+def _png_has_end(path: str) -> bool:
+    """True when the PNG file holds its IEND chunk (Pillow decodes a file cut just after its pixel
+    data without complaint; such a file is still truncated)."""
+    with open(path, "rb") as f:
+        return f.read().rfind(_PNG_IEND) >= 0
 
 
 def _read_png16(path: str) -> np.ndarray:
@@ -73,6 +84,8 @@ def read_image(path: str, exif_transpose: bool = False) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
+            if img.format == "PNG" and not _png_has_end(path):
+                raise ImageError(path, "truncated PNG (no IEND chunk: the file is incomplete)")
             if exif_transpose:
                 img = ImageOps.exif_transpose(img)
             return _to_rgb_uint8(img, path)

@@ -51,8 +51,8 @@ objects). With ``skip_bad_pairs=True`` the bad pairs are dropped instead and one
     key as OTHER (rainy side): ambiguous, keep only one of them"
   * a stray file in a layout folder: "not an image file (a stray file in a jorder-flat data folder);
     remove it", or for an image that fits no pattern "image file that matches neither the rainy
-    pattern ... (a stray file?)". Hidden files (``.name``), sub-folders and the ignored companions
-    above are not strays.
+    pattern ... (a stray file?)". Hidden files (``.name``), sub-folders, the ignored companions
+    above and the ``manifest.csv`` that ``data_prep.synthesize`` writes are not strays.
   * a corrupt or truncated PNG/JPEG, a non-image with an image extension, a missing file -> the
     :class:`~menet_tf.imageio.ImageError` text ("corrupt or truncated image (...)", "truncated PNG (no
     IEND chunk ...)", "not an image, or a corrupt one ...", "no such file")
@@ -157,6 +157,8 @@ class Layout:
 
 
 _JORDER_COMPANIONS = ("rainstreak-*", "rainregion-*")
+#: Files that this project's own tools write beside the images (data_prep.synthesize's manifest): not strays.
+SIDECAR_FILES = ("manifest.csv",)
 
 #: Supported layouts; adding one is one line. See the module docstring.
 LAYOUTS: tuple[Layout, ...] = (
@@ -333,7 +335,7 @@ def _match_layout(data_dir: str, rainy: str, clean: str, name: str, ignore: Sequ
                     continue  # hidden files and sub-folders are not part of any layout
                 if rp.match(path) is not None or cp.match(path) is not None:
                     continue
-                if any(p.match(path) is not None for p in ignore_patterns):
+                if entry in SIDECAR_FILES or any(p.match(path) is not None for p in ignore_patterns):
                     ignored.append(path)
                 elif is_image_file(path):
                     problems.append(Problem(path, f"image file that matches neither the rainy pattern "

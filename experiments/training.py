@@ -57,26 +57,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def epoch_seeded_dataset(rainy, clean, batch_size, seed, start_epoch, epochs, steps_per_epoch):
-    """Batches for epochs [start_epoch, epochs): epoch e is a permutation drawn from (seed, e).
-
-    rainy/clean: uint8 [N, c, c, 3] patches, kept once in memory; gathered and cast to float32 per batch.
-    """
-    n = int(rainy.shape[0])
-    rainy_t = tf.constant(rainy)
-    clean_t = tf.constant(clean)
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True).take(steps_per_epoch)
-
-    def gather(idx):
-        return tf.cast(tf.gather(rainy_t, idx), tf.float32), tf.cast(tf.gather(clean_t, idx), tf.float32)
-
-    ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
-    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: checkpoint (net, optimizer, epoch), net weights and config; atomic enough that a
     crash loses at most the epoch in progress."""
@@ -210,7 +190,8 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
         print(f"{model_dir}: already trained for {start_epoch} epochs; nothing to do", flush=True)
         return trainer, {}
 
-    train_ds = epoch_seeded_dataset(rainy, clean, config.batch_size, config.seed, start_epoch, config.epochs, steps)
+    train_ds = data_lib.make_epoch_dataset(rainy, clean, config.batch_size, config.seed, start_epoch,
+                                          config.epochs, steps)
     callbacks = [
         LearningRateLogger(),
         EpochCheckpoint(manager, epoch_var, trainer.net, model_dir, config),
@@ -297,4 +278,4 @@ def plot_training_curves(model_dir: str) -> str:
     return path
 
 
-__all__ = ["train", "build_trainer", "epoch_seeded_dataset", "plot_training_curves", "WEIGHTS_FILE"]
+__all__ = ["train", "build_trainer", "plot_training_curves", "WEIGHTS_FILE"]

@@ -721,6 +721,31 @@ def make_train_dataset(data_dir_or_pairs, crop_size: int = PAPER_CROP_SIZE, batc
     return _gather_dataset(patches, idx.batch(batch_size, drop_remainder=True)), n
 
 
+def make_epoch_dataset(rainy: np.ndarray, clean: np.ndarray, batch_size: int, seed: int, start_epoch: int,
+                       epochs: int, steps_per_epoch: int | None = None):
+    """Training batches for epochs ``[start_epoch, epochs)`` in one dataset, for exactly resumable training.
+
+    Epoch ``e`` visits the patches in a permutation drawn statelessly from ``(seed, e)``, so the data
+    order of any epoch is the same whether training ran straight through or was stopped and resumed.
+    ``rainy`` / ``clean``: uint8 patch arrays from :func:`make_patches`; each epoch yields
+    ``min(len // batch_size, steps_per_epoch)`` full batches of (rainy, clean) float32 0..255.
+    """
+    import tensorflow as tf
+
+    n = len(rainy)
+    full = n // batch_size
+    if full < 1:
+        raise DataError(f"only {n} patches, fewer than one batch of {batch_size}: an epoch would be empty")
+    steps = min(full, steps_per_epoch or full)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True).take(steps)
+
+    indices = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
+    return _gather_dataset([rainy, clean], indices)
+
+
 def make_paper_eval_dataset(data_dir_or_pairs, crop_size: int = PAPER_CROP_SIZE, batch_size: int = 20,
                             skip_bad_pairs: bool = False, rainy_glob: str | None = None,
                             clean_glob: str | None = None, progress: bool = False):

@@ -543,3 +543,25 @@ def test_split_cli_keeps_duplicates_together(tmp_path):
             assert filecmp.cmp(out / e["clean"], RAIN100L / f"norain-{e['key']}.png", shallow=False)
     res = _cli("data_prep.split", str(RAIN100L), "--out", str(out), "--noprogress")
     assert res.returncode == 1 and "output folder exists and is not empty" in res.stderr
+
+
+def test_epoch_dataset_order_depends_only_on_seed_and_epoch():
+    from menet_tf.data import make_epoch_dataset
+
+    rng = np.random.default_rng(0)
+    rainy = rng.integers(0, 256, (23, 4, 4, 3), dtype=np.uint8)
+    clean = rainy.copy()
+    batches = lambda ds: [b[0].numpy() for b in ds]  # noqa: E731
+    straight = batches(make_epoch_dataset(rainy, clean, 5, seed=7, start_epoch=0, epochs=3))
+    resumed = batches(make_epoch_dataset(rainy, clean, 5, seed=7, start_epoch=1, epochs=3))
+    assert len(straight) == 3 * 4 and len(resumed) == 2 * 4  # 23 // 5 = 4 full batches per epoch
+    for a, b in zip(straight[4:], resumed):
+        np.testing.assert_array_equal(a, b)
+    # each epoch is a permutation without repeats, and epochs differ
+    firsts = [np.concatenate(straight[4 * e:4 * e + 4]).reshape(20, -1) for e in range(3)]
+    for f in firsts:
+        assert len({row.tobytes() for row in f}) == 20
+    assert not np.array_equal(firsts[0], firsts[1])
+    capped = batches(make_epoch_dataset(rainy, clean, 5, seed=7, start_epoch=0, epochs=2, steps_per_epoch=2))
+    assert len(capped) == 4
+    np.testing.assert_array_equal(capped[2], straight[4])

@@ -197,7 +197,7 @@ def test_tiny_net_matches_hand_run_net(synth_dir, tiny_model_dir, evaluated):
         else:
             assert not (out_dir / "images" / f"rain-{i}.png").exists()
         yt = net_bn_training(tf.constant(x), training=True).numpy()[0, :h, :w]
-        trained_mode.append(metrics.psnr(np.floor(np.clip(yt, 0, 255) + 0.5), clean))
+        trained_mode.append(np.abs(yt - y).max())
         crops_r = _np_ten_crops(rainy).astype(np.float32)
         crops_c = _np_ten_crops(clean).astype(np.float32)
         out = np.clip(net(tf.constant(crops_r), training=False).numpy(), 0, 255)
@@ -206,8 +206,9 @@ def test_tiny_net_matches_hand_run_net(synth_dir, tiny_model_dir, evaluated):
     assert std["num_images"] == 3
     assert std["psnr"] == pytest.approx(np.mean([p for p, _ in ref_std]), abs=1e-6)
     assert std["ssim"] == pytest.approx(np.mean([s for _, s in ref_std]), abs=1e-6)
-    # the test can tell BN modes apart (and evaluation used inference mode)
-    assert abs(np.mean(trained_mode) - std["psnr"]) > 0.01
+    # the test can tell BN modes apart (and evaluation used inference mode): a training-mode BN
+    # changes the output by more than a grey level somewhere in every image
+    assert min(trained_mode) > 1.0
     ref_p = np.concatenate([p for p, _ in ref_crops])
     ref_s = np.concatenate([s for _, s in ref_crops])
     np.testing.assert_allclose([float(x["psnr"]) for x in crop_rows], ref_p, atol=2e-3)

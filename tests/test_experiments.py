@@ -93,7 +93,19 @@ def tiny_config(data_dir, model_dir, epochs):
     )
 
 
-def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+@pytest.fixture
+def restore_op_determinism():
+    """--deterministic turns on TF's process-wide op determinism (which also makes Keras drop XLA);
+    switch it back off so later tests run as they would alone."""
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    yield
+    if not was:
+        tf_config.disable_op_determinism()
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, restore_op_determinism):
     data = make_pairs(tmp_path / "pairs")  # 3 pairs -> 30 patches -> 7 steps per epoch
     straight, _ = train(tiny_config(data, tmp_path / "straight", 2), verbose=0)
     train(tiny_config(data, tmp_path / "resumed", 1), verbose=0)

@@ -93,6 +93,7 @@ def test_a_few_steps_lower_the_total_loss(tasks, weighting, ca, jit):
     rainy, clean = tiny_batch(2, size=16 if ca else 8)
     trainer = MultiTaskTrainer(build_derain_net(1, ca), tasks, weighting)
     trainer.compile(optimizer=make_optimizer(steps_per_epoch=1), jit_compile=jit)
+    assert trainer.jit_compile == jit  # Keras silently falls back to no XLA when it cannot compile
     history = trainer.fit(rainy, clean, batch_size=len(rainy), epochs=12, verbose=0).history
     # the first and last few steps' losses on the same batch, weighted the same way
     assert np.mean(history["loss"][-3:]) < np.mean(history["loss"][:3])

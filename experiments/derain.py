@@ -22,6 +22,7 @@ GPU: --jit_compile (XLA) and --mixed_precision (mixed_float16 on GPU, mixed_bflo
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import time
 
@@ -37,6 +38,7 @@ flags.DEFINE_integer("tile_overlap", -1, "pixels shared by adjacent tiles (round
 flags.DEFINE_bool("side_by_side", False, "also write foo_side_by_side.png (rainy | de-rained)")
 flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir only)")
 flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU / mixed_bfloat16 on CPU (--model_dir only)")
+flags.DEFINE_bool("compare_whole", False, "diagnostic: also de-rain each tiled image whole and print how much the two differ")
 flags.mark_flags_as_required(["input", "output_dir"])
 
 
@@ -136,10 +138,41 @@ def load_model():
     return fn, multiple, radius, ca, f"{FLAGS.saved_model} (SavedModel, multiple {multiple}, CA {ca})"
 
 
+def run_whole(fn, image):
+    import numpy as np
+
+    out = fn(np.asarray(image, np.float32)[None])
+    return np.asarray(out.numpy() if hasattr(out, "numpy") else out, np.float32)[0]
+
+
+def to_uint8(image):
+    import numpy as np
+
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+def compare_with_whole(fn, rainy, tiled, tile, overlap) -> str:
+    """max / mean |tiled - whole| (0..255), away from and on the tile seams, and their PSNR."""
+    import numpy as np
+
+    from menet_tf import inference
+
+    whole = run_whole(fn, rainy)
+    diff = np.abs(tiled - whole).max(-1)
+    seams = inference.seam_mask(*rainy.shape[:2], tile, overlap)
+    mse = float(np.mean((tiled - whole) ** 2))
+    psnr = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    return (f"tiled vs whole: max |diff| {diff[~seams].max():.4f} away from seams, {diff[seams].max():.4f} on seams; "
+            f"mean {diff.mean():.4f}; PSNR {psnr:.2f} dB (0..255)")
+
+
 def main(argv):
     if len(argv) > 1:
         usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
     paths = _check_flags()
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
 
     import keras
     import numpy as np
@@ -181,13 +214,15 @@ def main(argv):
             t0 = time.perf_counter()
             if use_tiles:
                 derained = inference.derain_tiled(
-                    fn, rainy, tile=tile, overlap=overlap, multiple=multiple, out_dtype=np.uint8,
+                    fn, rainy, tile=tile, overlap=overlap, multiple=multiple,
+                    out_dtype=np.float32 if FLAGS.compare_whole else np.uint8,
                     progress=lambda done, total: bar.update(done),
                 )
+                if FLAGS.compare_whole:
+                    print("  " + compare_with_whole(fn, rainy, derained, tile, overlap), flush=True)
+                    derained = to_uint8(derained)
             else:
-                out = fn(np.asarray(rainy, np.float32)[None])
-                out = np.asarray(out.numpy() if hasattr(out, "numpy") else out)[0]
-                derained = np.clip(np.round(out), 0, 255).astype(np.uint8)
+                derained = to_uint8(run_whole(fn, rainy))
                 bar.update(1)
             stem = names[path]
             write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained)
@@ -199,7 +234,9 @@ def main(argv):
             reason = str(e) if path in str(e) else f"{path}: {type(e).__name__}: {e}"
             print(f"\n  FAILED {reason}", flush=True)
             failed.append((path, reason))
-    print(f"done: {written} of {len(paths)} images written to {FLAGS.output_dir} in {time.perf_counter() - t_start:.1f} s")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    print(f"done: {written} of {len(paths)} images written to {FLAGS.output_dir} in {time.perf_counter() - t_start:.1f} s; "
+          f"peak memory (max RSS of this process) {peak_mb:.0f} MB")
     if failed:
         print(f"{len(failed)} failed:")
         for _, reason in failed:

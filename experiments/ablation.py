@@ -193,7 +193,7 @@ def write_table(table: str, summaries: dict, input_summary: dict, output_dir: st
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from experiments.config import check_writable
+    from experiments.paths import check_writable
 
     output_dir = FLAGS.output_dir or (DEMO["output_dir"] if FLAGS.preset == "demo" else None)
     if not output_dir:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from absl import flags
 
+from experiments.paths import check_writable
 from menet_tf import losses as losses_lib
 from menet_tf import weighting as weighting_lib
 from menet_tf.layers import CA_VARIANTS
@@ -129,18 +130,6 @@ class TrainConfig:
         if not self.model_dir:
             raise ValueError("--model_dir is required (where checkpoints, logs and config go)")
         check_writable(self.model_dir, "--model_dir")
-
-
-def check_writable(path: str, flag: str) -> None:
-    """Create ``path`` if needed and prove it writable, else ValueError naming the flag and the path."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise ValueError(f"{flag}: {path}: not writable ({e.strerror or e})") from None
 
 
 def parse_fixed_weights(text: str | None) -> dict[str, float]:

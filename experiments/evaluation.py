@@ -42,6 +42,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from experiments.paths import check_writable
+
 PROTOCOLS = ("paper", "standard")
 SUMMARY_FILE = "summary.json"
 STANDARD_CSV = "per_image_standard.csv"
@@ -72,18 +74,6 @@ def default_output_dir(data_dir, model_dir: str | None = None, saved_model: str 
     if saved_model:
         return os.path.normpath(saved_model) + f"_eval_{ds}"
     return f"eval_identity_{ds}"
-
-
-def check_writable(path: str) -> None:
-    """Create ``path`` if needed and prove it writable (a probe file), else ValueError naming it."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise ValueError(f"{path}: not writable ({e.strerror or e})") from None
 
 
 def normalize_protocols(protocols) -> tuple[str, ...]:

@@ -27,6 +27,8 @@ import time
 
 from absl import app, flags
 
+from experiments.cliutil import usage_error
+
 flags.DEFINE_enum("preset", "none", ["none", "demo"], "demo: built-in synthetic data and a short schedule.")
 flags.DEFINE_enum("table", "table1", ["table1", "table2", "table4"], "Which table's flagfiles to run.")
 flags.DEFINE_list("rows", None, "Rows (flagfile names) to run; default: all rows of --table in paper order.")
@@ -192,28 +194,28 @@ def write_table(table: str, summaries: dict, input_summary: dict, output_dir: st
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from experiments.paths import check_writable
+        usage_error("experiments.ablation", f"unexpected arguments: {' '.join(argv[1:])}")
+    from experiments.cliutil import check_writable
 
     output_dir = FLAGS.output_dir or (DEMO["output_dir"] if FLAGS.preset == "demo" else None)
     if not output_dir:
-        raise app.UsageError("--output_dir is required (or use --preset=demo)")
+        usage_error("experiments.ablation", "--output_dir is required (or use --preset=demo)")
     try:
         check_writable(output_dir, "--output_dir")
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        usage_error("experiments.ablation", str(e))
     available = row_order(FLAGS.table)
     rows = FLAGS.rows or available
     unknown = [r for r in rows if r not in available]
     if unknown:
-        raise app.UsageError(f"--rows: no flagfile for {unknown} in {FLAGS.table} (have: {', '.join(available)})")
+        usage_error("experiments.ablation", f"--rows: no flagfile for {unknown} in {FLAGS.table} (have: {', '.join(available)})")
     if FLAGS.preset == "demo":
         data_dir, test_dir = prepare_demo_data(os.path.join(output_dir, "data"))
     else:
         data_dir, test_dir = FLAGS.data_dir, FLAGS.test_dir
         for flag, path in (("--data_dir", data_dir), ("--test_dir", test_dir)):
             if not path or not os.path.isdir(path):
-                raise app.UsageError(f"{flag}: {path!r} is not a directory (or use --preset=demo)")
+                usage_error("experiments.ablation", f"{flag}: {path!r} is not a directory (or use --preset=demo)")
 
     from experiments import evaluation, figures
 

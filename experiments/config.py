@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from absl import flags
 
-from experiments.paths import check_writable
+from experiments.cliutil import check_writable
 from menet_tf import losses as losses_lib
 from menet_tf import weighting as weighting_lib
 from menet_tf.layers import CA_VARIANTS

@@ -42,7 +42,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from experiments.paths import check_writable
+from experiments.cliutil import check_writable
 
 PROTOCOLS = ("paper", "standard")
 SUMMARY_FILE = "summary.json"

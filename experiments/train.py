@@ -7,20 +7,21 @@ Every flag (paper defaults) is defined in experiments/config.py; ``--helpfull`` 
 from absl import app, flags
 
 from experiments import config as config_lib
+from experiments.cliutil import usage_error
 
 config_lib.define_train_flags(flags.FLAGS)
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        usage_error("experiments.train", f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = config_lib.config_from_flags(flags.FLAGS)
         from experiments.training import resolve_runtime
 
         resolve_runtime(config).validate()
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        usage_error("experiments.train", str(e))
     from experiments.training import train
     from menet_tf.data import DataError
     from menet_tf.imageio import ImageError

@@ -1,8 +1,15 @@
-"""Path checks shared by the CLIs (no TensorFlow import, so flag errors come before any work)."""
+"""Helpers shared by the CLIs (no TensorFlow import, so flag errors come before any work)."""
 
 from __future__ import annotations
 
 import os
+import sys
+
+
+def usage_error(prog: str, message: str, status: int = 2):
+    """A bad flag: one line on stderr and exit, before any work (absl's UsageError prints the whole help)."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
 
 
 def check_writable(path: str, flag: str | None = None) -> None:

@@ -113,11 +113,16 @@ class MultiTaskTrainer(keras.Model):
         return [fn(clean, derained) for fn in self.loss_fns]
 
     def _grad_norms(self, tape, task_losses):
+        """||dL_i / dW_layer5|| per task. Under a loss-scaling optimizer (mixed_float16) the backward
+        pass starts from the loss scale (as the step's own gradient does, so float16 gradients neither
+        underflow nor differ) and the norm is divided by it again; an overflow gives an inf norm, and the
+        optimizer skips that step."""
         kernel = shared_kernel(self.net)
+        scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
         norms = []
         for loss in task_losses:
-            grad = tape.gradient(self.optimizer.scale_loss(loss), kernel)
-            norms.append(tf.zeros([]) if grad is None else tf.norm(tf.cast(grad, tf.float32)))
+            grad = tape.gradient(loss, kernel, output_gradients=tf.cast(scale, loss.dtype))
+            norms.append(tf.zeros([]) if grad is None else tf.norm(tf.cast(grad, tf.float32)) / scale)
         return norms
 
     def _weights(self, task_losses, norms):

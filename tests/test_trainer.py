@@ -126,3 +126,33 @@ def test_test_step_reports_paper_protocol_psnr_ssim():
 def test_gb_rejects_a_single_task():
     with pytest.raises(ValueError, match="only"):
         MultiTaskTrainer(build_derain_net(1, False), ("p",), "gb")
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_float32_losses_and_weights_and_scales_the_loss(policy):
+    keras.utils.set_random_seed(4)
+    rainy, clean = tiny_batch(4, size=8)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        net = build_derain_net(1, False)
+        trainer = MultiTaskTrainer(net, ("p", "e"), "gb")
+        trainer.compile(optimizer=make_optimizer(1))
+        assert net.get_layer("layer5").compute_dtype == policy.split("_")[1]
+        assert net.output.dtype == "float32"  # GlobalResidual computes in float32
+        if policy == "mixed_float16":
+            assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+        history = trainer.fit(rainy, clean, batch_size=4, epochs=10, verbose=0).history
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert all(v.dtype == "float32" for v in net.trainable_variables)
+    for key in ("loss", "loss_p", "loss_e", "w_p", "w_e"):
+        assert np.all(np.isfinite(history[key])), key
+    # float16's dynamic loss scale starts at 2^15 and overflows for the first steps (which the optimizer
+    # skips); once it has settled, the gradient norms are real and GB's two weights sum to 1
+    for key in ("gnorm_p", "gnorm_e"):
+        assert np.all(np.isfinite(history[key][-4:])) and min(history[key][-4:]) > 0, key
+    np.testing.assert_allclose(np.array(history["w_p"][-4:]) + np.array(history["w_e"][-4:]), 1.0, rtol=1e-5)
+    assert history["loss_p"][-1] < history["loss_p"][0]
+    value = trainer.task_losses(clean, net(rainy))[0]
+    assert value.dtype == tf.float32

@@ -285,10 +285,10 @@ def evaluate_model(
 
     bar = None
     if progress:
-        import keras
+        from menet_tf.progress import progress_bar
 
         # running means of the current protocol's scores (stateful: shown as given, not re-averaged)
-        bar = keras.utils.Progbar(len(scanned.pairs), unit_name="image", stateful_metrics=["psnr", "ssim"])
+        bar = progress_bar(len(scanned.pairs), unit_name="image", stateful_metrics=["psnr", "ssim"])
     images_dir = os.path.join(output_dir, IMAGES_DIR) if output_dir is not None else None
     for i, ((rp, cp), nm) in enumerate(zip(scanned.pairs, names)):
         rainy, clean = read_image(rp), read_image(cp)

@@ -510,9 +510,9 @@ def scan_pairs(
                        layout=pl.layout, total_pairs=len(pl.pairs))
     bar = None
     if progress and pl.pairs:
-        import keras
+        from menet_tf.progress import progress_bar
 
-        bar = keras.utils.Progbar(len(pl.pairs), unit_name="pair")
+        bar = progress_bar(len(pl.pairs), unit_name="pair")
     def check(pair):
         rainy, clean, pair_problems = check_pair(pair[0], pair[1], crop_size)
         return rainy, clean, pair_problems, None if clean is None else _digest(clean)

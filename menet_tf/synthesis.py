@@ -268,9 +268,9 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
     digits = max(3, len(str(total)))
     bar = None
     if progress:
-        from keras.utils import Progbar
+        from menet_tf.progress import progress_bar
 
-        bar = Progbar(total, unit_name="pair")
+        bar = progress_bar(total, unit_name="pair")
     pairs, manifest = [], []
     idx = 0
     for path, img in images:

@@ -11,9 +11,10 @@ still written, a summary lists the failures, and the exit status is 1 if any fai
 
 Tiling: images larger than --tile are de-rained in overlapping tiles of at most --tile x --tile pixels
 (memory bounded by the tile, not the image), blended over --tile_overlap pixels (default: auto, from the
-net's receptive field, which makes tiled output equal whole-image output for nets without channel
-attention; with channel attention tiles differ from the whole image, see docs/deployment.md).
---tile=0 processes whole images.
+net's receptive field, which makes tiled output equal whole-image output). With channel attention a
+--model_dir net is tiled in two passes (the whole image's attention from tile-sized windows, then the
+tiles with it), which keeps tiles exact; a --saved_model with channel attention is tiled in one pass with
+tile-local attention, which is approximate (see docs/deployment.md). --tile=0 processes whole images.
 
 GPU: --jit_compile (XLA) and --mixed_precision (mixed_float16 on GPU, mixed_bfloat16 on CPU) apply to
 --model_dir; an exported SavedModel's precision and XLA are fixed at export.
@@ -108,7 +109,8 @@ def _check_flags() -> list[str]:
 
 
 def load_model():
-    """-> (fn float32 [1,h,w,3] -> [1,h,w,3], multiple, receptive radius, channel attention, description)."""
+    """-> (fn float32 [1,h,w,3] -> [1,h,w,3], Keras net or None (SavedModel), multiple, receptive radius,
+    channel attention, description)."""
     import tensorflow as tf
 
     from menet_tf import export, inference
@@ -123,7 +125,7 @@ def load_model():
         fn = inference.padded_fn(net, multiple, jit_compile=FLAGS.jit_compile)
         radius = inference.receptive_radius(int(config.get("num_res_blocks", 8)))
         desc = f"{FLAGS.model_dir} ({config.get('num_res_blocks')} blocks, CA {ca}, {policy}, XLA {FLAGS.jit_compile})"
-        return fn, multiple, radius, ca, desc
+        return fn, net, multiple, radius, ca, desc
     loaded = tf.saved_model.load(FLAGS.saved_model)
     signature = loaded.signatures[export.SIGNATURE_FLOAT]
     info = export.read_export_info(FLAGS.saved_model) or {}
@@ -135,7 +137,7 @@ def load_model():
     def fn(images):
         return signature(images=images)["derained"]
 
-    return fn, multiple, radius, ca, f"{FLAGS.saved_model} (SavedModel, multiple {multiple}, CA {ca})"
+    return fn, None, multiple, radius, ca, f"{FLAGS.saved_model} (SavedModel, multiple {multiple}, CA {ca})"
 
 
 def run_whole(fn, image):
@@ -162,8 +164,10 @@ def compare_with_whole(fn, rainy, tiled, tile, overlap) -> str:
     seams = inference.seam_mask(*rainy.shape[:2], tile, overlap)
     mse = float(np.mean((tiled - whole) ** 2))
     psnr = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-    return (f"tiled vs whole: max |diff| {diff[~seams].max():.4f} away from seams, {diff[seams].max():.4f} on seams; "
-            f"mean {diff.mean():.4f}; PSNR {psnr:.2f} dB (0..255)")
+    away = diff[~seams].max() if (~seams).any() else 0.0
+    on = diff[seams].max() if seams.any() else 0.0
+    return (f"tiled vs whole: max |diff| {away:.3g} away from seams, {on:.3g} on seams; "
+            f"mean {diff.mean():.3g}; PSNR {psnr:.2f} dB (0..255)")
 
 
 def main(argv):
@@ -180,21 +184,30 @@ def main(argv):
     from menet_tf import inference
     from menet_tf.imageio import read_image, write_image
 
-    fn, multiple, radius, ca, desc = load_model()
+    fn, net, multiple, radius, ca, desc = load_model()
+    two_pass = ca and net is not None  # exact CA tiles need the Keras net's layers
     tile = FLAGS.tile // multiple * multiple
     if FLAGS.tile and tile == 0:
         usage_error(f"--tile={FLAGS.tile} is smaller than the net's multiple ({multiple})")
     overlap = inference.auto_overlap(radius, multiple) if FLAGS.tile_overlap < 0 else inference.round_up(FLAGS.tile_overlap, multiple)
     if tile and tile < 2 * overlap:
         usage_error(f"--tile={tile} must be at least twice the tile overlap ({overlap}): raise --tile or lower --tile_overlap")
+    if tile and two_pass and tile < 2 * inference.CA_MARGIN + multiple:
+        usage_error(f"--tile={tile}: exact tiles with channel attention need --tile >= {2 * inference.CA_MARGIN + multiple}")
     names = output_names(paths)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     print(f"model: {desc}")
     if tile:
-        exact = "" if ca else (" (exact: margin >= receptive radius)" if inference.default_margin(overlap) >= radius else " (approximate: overlap below 2 x receptive radius + ramp)")
+        local_exact = inference.default_margin(overlap) >= radius
+        if ca and not two_pass:
+            exact = ""
+        elif local_exact:
+            exact = " (exact: margin >= receptive radius" + ("; channel attention in two passes)" if two_pass else ")")
+        else:
+            exact = " (approximate: overlap below 2 x receptive radius + ramp)"
         print(f"tiles: <= {tile} px, overlap {overlap}, receptive radius {radius}{exact}")
-        if ca:
-            print("note: channel attention averages over the whole input, so tiles differ from whole-image inference (--tile=0 for exact)")
+        if ca and not two_pass:
+            print("note: a SavedModel's tiles use tile-local channel attention, so they are approximate (--tile=0 or --model_dir for exact)")
     else:
         print("tiles: off (whole images)")
 
@@ -208,13 +221,15 @@ def main(argv):
             rainy = read_image(path, exif_transpose=True)
             h, w = rainy.shape[:2]
             use_tiles = tile and (h > tile or w > tile)
-            n_tiles = inference.tile_count(h, w, tile, overlap) if use_tiles else 1
-            print(f": {w}x{h}, {n_tiles} tile{'s' if n_tiles > 1 else ''}", flush=True)
-            bar = keras.utils.Progbar(n_tiles, unit_name="tile")
+            n_pass1, n_tiles = inference.tiled_calls(h, w, tile, overlap, two_pass) if use_tiles else (0, 1)
+            pass1 = f" + {n_pass1} attention windows" if n_pass1 else ""
+            print(f": {w}x{h}, {n_tiles} tile{'s' if n_tiles > 1 else ''}{pass1}", flush=True)
+            bar = keras.utils.Progbar(n_pass1 + n_tiles, unit_name="tile")
             t0 = time.perf_counter()
             if use_tiles:
                 derained = inference.derain_tiled(
-                    fn, rainy, tile=tile, overlap=overlap, multiple=multiple,
+                    net if net is not None else fn, rainy, tile=tile, overlap=overlap, multiple=multiple,
+                    jit_compile=FLAGS.jit_compile,
                     out_dtype=np.float32 if FLAGS.compare_whole else np.uint8,
                     progress=lambda done, total: bar.update(done),
                 )

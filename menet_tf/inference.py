@@ -30,10 +30,28 @@ every pixel that gets any weight is computed exactly as in whole-image inference
 equals whole-image output (up to float rounding) everywhere. :func:`auto_overlap` gives the smallest
 such overlap (2 * radius + a 32 px ramp, rounded up to the multiple).
 
-With channel attention this is not possible: the CA block scales 64 feature channels by
-``sigmoid(global mean over the whole image)``, so each tile sees its own mean and its output differs
-from the whole image's in the tile's interior too, not just at seams. The blend hides the seams, but
-the result is not whole-image inference; docs/deployment.md reports the size of the difference.
+With channel attention (CA) one pass is not enough: the CA block scales 64 feature channels by
+``a = sigmoid(mean over the whole image of a 1/16-resolution map)``, so a tile run on its own sees its
+own mean and differs from the whole image in its interior too. :func:`derain_tiled` given the Keras
+net of a CA model therefore runs two passes (:func:`derain_tiled_ca`), both over the image reflect-padded
+once to a multiple of 16 (exactly what whole-image inference pads; the padded uint8/float image is
+image-sized, the net's activations stay tile-sized):
+
+1. for windows of at most ``tile`` px whose origins are multiples of 16, the CA branch's pre-mean map
+   (``ChannelAttention.pre_mean``, [1, h/16, w/16, 64]) is computed and only the cells of the window's
+   *core* are summed; the cores partition the padded image's 1/16 grid, so every cell of the whole
+   image's map is summed exactly once. A map cell depends on input pixels at most
+   :func:`ca_receptive_radius` (46) px outside its 16 x 16 block; the CA convolutions zero-pad at the
+   window border (unlike the whole image, except where the window border is the image border), so the
+   cores stay ``CA_MARGIN`` (48) px away from inner window borders and each core cell is computed
+   exactly as in the whole image. ``a = sigmoid(sum / number of cells)`` is then the whole image's
+   attention (up to float rounding);
+2. every tile runs through the net with the CA block applying that fixed ``a`` (the models of
+   ``menet_tf.model.split_at_channel_attention``, which reuse the net's layers) and is blended as
+   above, so the result equals whole-image inference as for nets without CA.
+
+A bare callable ``fn`` (e.g. an exported SavedModel's signature) cannot be split: with CA its tiles
+keep the tile-local mean and are approximate (docs/deployment.md measures both).
 """
 
 from __future__ import annotations
@@ -47,6 +65,8 @@ import tensorflow as tf
 DEFAULT_TILE = 1024
 #: width of the blending ramp inside an overlap band (pixels), when the band is wide enough.
 DEFAULT_RAMP = 32
+#: side (pixels) of a cell of channel attention's pre-mean map (two space_to_depth 2 before CA's two).
+CA_CELL = 16
 
 
 def round_up(x: int, multiple: int) -> int:
@@ -73,6 +93,24 @@ def receptive_radius(num_res_blocks: int) -> int:
         lo, hi = 2 * lo, 2 * hi + 1  # to full resolution
         radius = max(radius, y - lo, hi - y)
     return radius
+
+
+def ca_receptive_radius() -> int:
+    """How far (pixels) outside its own 16 x 16 block a cell of the CA pre-mean map sees the input: 46.
+
+    Interval propagation from a map cell c (1/16 resolution) back to the image: conv3, conv2 (3x3 at
+    1/16) -> space_to_depth -> reduce2 (1x1), conv1 (3x3 at 1/8) -> space_to_depth -> reduce1 (1x1),
+    layer2 (3x3 at 1/4) -> space_to_depth -> layer1 (3x3 at 1/2) -> space_to_depth: the cell depends on
+    pixels 16c - 46 .. 16c + 15 + 46.
+    """
+    lo, hi = -2, 2  # conv3, conv2 at 1/16
+    for k in (1, 1, 1, 0):  # conv1 at 1/8, layer2 at 1/4, layer1 at 1/2; none at full resolution
+        lo, hi = 2 * lo - k, 2 * hi + 1 + k
+    return max(-lo, hi - (CA_CELL - 1))
+
+
+#: pass 1 of exact CA tiling keeps its summed cores this far (pixels) from inner window borders.
+CA_MARGIN = round_up(ca_receptive_radius(), CA_CELL)  # 48
 
 
 def auto_overlap(radius: int, multiple: int, ramp: int = DEFAULT_RAMP) -> int:
@@ -228,32 +266,7 @@ def tile_weights_1d(starts: Sequence[int], index: int, size: int, tile: int, ove
     return w
 
 
-def derain_tiled(
-    fn: Callable,
-    image,
-    tile: int = DEFAULT_TILE,
-    overlap: int = 208,
-    multiple: int = 16,
-    margin: int | None = None,
-    out_dtype=np.float32,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """De-rain an H x W x 3 image (uint8 or float 0..255) tile by tile.
-
-    fn: float32 [1, h, w, 3] -> [1, h, w, 3] de-rained 0..255, for any h, w <= tile (it pads to the
-        net's multiple itself: :func:`padded_fn`, or an exported SavedModel's ``serve`` signature).
-    tile, overlap: tile side and shared band width, both multiples of ``multiple``; tile >= 2 * overlap.
-    multiple: the net's required multiple (tile origins are aligned to it).
-    margin: pixels at a tile's inner edge given zero weight (default :func:`default_margin`).
-    out_dtype: float32 (0..255) or uint8 (rounded).
-    progress: called as progress(tiles_done, tiles_total).
-    Never calls ``fn`` on more than tile x tile pixels; holds one band of tile rows (tile x W) in
-    float32 besides the input and the output.
-    """
-    a = np.asarray(image)
-    if a.ndim != 3 or a.shape[-1] != 3:
-        raise ValueError(f"expected an H x W x 3 image, got shape {a.shape}")
-    tile, overlap, multiple = int(tile), int(overlap), int(multiple)
+def _check_tiling(tile: int, overlap: int, multiple: int, margin: int | None) -> int:
     if tile <= 0 or tile % multiple or overlap < 0 or overlap % multiple:
         raise ValueError(f"tile ({tile}) must be a positive and overlap ({overlap}) a non-negative multiple of {multiple}")
     if tile < 2 * overlap:
@@ -261,11 +274,29 @@ def derain_tiled(
     margin = default_margin(overlap) if margin is None else int(margin)
     if not 0 <= 2 * margin <= overlap:
         raise ValueError(f"margin ({margin}) must be between 0 and overlap / 2 ({overlap / 2})")
+    return margin
+
+
+def _as_image(image) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[-1] != 3:
+        raise ValueError(f"expected an H x W x 3 image, got shape {a.shape}")
+    return a
+
+
+def _numpy(t) -> np.ndarray:
+    return np.asarray(t.numpy() if hasattr(t, "numpy") else t, dtype=np.float32)
+
+
+def _blend_tiles(predict: Callable, a: np.ndarray, out_hw: tuple[int, int], tile: int, overlap: int, margin: int,
+                 out_dtype, tick: Callable[[], None]) -> np.ndarray:
+    """Run ``predict`` (float32 [1, h, w, 3] -> [1, h, w, 3]) on the tiles of ``a`` and blend them; return
+    the blend's top-left ``out_hw`` (a may be padded beyond it)."""
     h, w = a.shape[:2]
+    oh, ow = out_hw
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     wx = [tile_weights_1d(xs, j, w, tile, overlap, margin) for j in range(len(xs))]
-    out = np.empty((h, w, 3), dtype=out_dtype)
-    total, done = len(ys) * len(xs), 0
+    out = np.empty((oh, ow, 3), dtype=out_dtype)
     band_h = min(tile, h)
     acc = np.zeros((band_h, w, 3), np.float32)
     wsum = np.zeros((band_h, w), np.float32)
@@ -275,26 +306,210 @@ def derain_tiled(
         for j, x0 in enumerate(xs):
             x1 = min(x0 + tile, w)
             patch = np.asarray(a[y0:y1, x0:x1], dtype=np.float32)[None]
-            pred = fn(tf.constant(patch))
-            pred = np.asarray(pred.numpy() if hasattr(pred, "numpy") else pred, dtype=np.float32)[0]
+            pred = _numpy(predict(tf.constant(patch)))[0]
             if pred.shape != patch.shape[1:]:
                 raise ValueError(f"fn returned shape {pred.shape} for a tile of shape {patch.shape[1:]}")
             wt = np.outer(wy, wx[j]).astype(np.float32)
             acc[: y1 - y0, x0:x1] += pred * wt[..., None]
             wsum[: y1 - y0, x0:x1] += wt
-            done += 1
-            if progress is not None:
-                progress(done, total)
+            tick()
         # rows [y0, next start) receive no more tiles: normalise and write them; shift the band up
         y_next = ys[i + 1] if i + 1 < len(ys) else y1
         n = y_next - y0
-        rows = acc[:n] / np.maximum(wsum[:n], 1e-12)[..., None]
-        out[y0:y_next] = np.clip(np.round(rows), 0, 255) if np.dtype(out_dtype) == np.uint8 else rows
+        if y0 < oh:
+            m = min(y_next, oh) - y0
+            rows = acc[:m, :ow] / np.maximum(wsum[:m, :ow], 1e-12)[..., None]
+            out[y0 : y0 + m] = np.clip(np.round(rows), 0, 255) if np.dtype(out_dtype) == np.uint8 else rows
         acc[: band_h - n] = acc[n:].copy()
         acc[band_h - n :] = 0.0
         wsum[: band_h - n] = wsum[n:].copy()
         wsum[band_h - n :] = 0.0
     return out
+
+
+def _progress_ticker(progress, total: int) -> Callable[[], None]:
+    done = [0]
+
+    def tick():
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    return tick
+
+
+def has_channel_attention(net) -> bool:
+    """Whether a Keras net (``build_derain_net``) has the channel-attention block."""
+    return any(layer.name == "channel_attention" for layer in getattr(net, "layers", ()))
+
+
+def derain_tiled(
+    fn,
+    image,
+    tile: int = DEFAULT_TILE,
+    overlap: int = 208,
+    multiple: int = 16,
+    margin: int | None = None,
+    out_dtype=np.float32,
+    progress: Callable[[int, int], None] | None = None,
+    jit_compile: bool = False,
+) -> np.ndarray:
+    """De-rain an H x W x 3 image (uint8 or float 0..255) tile by tile.
+
+    fn: the Keras net (``build_derain_net`` / ``load_net``), or a function float32 [1, h, w, 3] ->
+        [1, h, w, 3] de-rained 0..255 for any h, w <= tile that pads to the net's multiple itself
+        (:func:`padded_fn`, or an exported SavedModel's ``serve`` signature).
+        A Keras net *with channel attention* is tiled exactly, in two passes (:func:`derain_tiled_ca`:
+        ``multiple`` must then be 16 and ``tile`` >= 2 * CA_MARGIN + 16 = 112); a Keras net without CA
+        runs as ``padded_fn(net, multiple, jit_compile)``. A bare function is tiled in one pass, which is
+        exact without CA (margin >= receptive radius) and approximate with CA (tile-local attention).
+    tile, overlap: tile side and shared band width, both multiples of ``multiple``; tile >= 2 * overlap.
+    multiple: the net's required multiple (tile origins are aligned to it).
+    margin: pixels at a tile's inner edge given zero weight (default :func:`default_margin`).
+    out_dtype: float32 (0..255) or uint8 (rounded).
+    progress: called as progress(tiles_done, tiles_total) (both passes count, see :func:`tiled_calls`).
+    jit_compile: XLA for the functions made from a Keras net (ignored for a bare function).
+    Never calls the net on more than tile x tile pixels; holds one band of tile rows (tile x W) in
+    float32 besides the input and the output (and, with CA, the input padded to a multiple of 16).
+    """
+    a = _as_image(image)
+    tile, overlap, multiple = int(tile), int(overlap), int(multiple)
+    import keras
+
+    if isinstance(fn, keras.Model):
+        if has_channel_attention(fn):
+            map_fn, fixed_fn = ca_fns(fn, jit_compile)
+            return derain_tiled_ca(map_fn, fixed_fn, a, tile=tile, overlap=overlap, multiple=multiple, margin=margin,
+                                   out_dtype=out_dtype, progress=progress)
+        fn = padded_fn(fn, multiple, jit_compile)
+    margin = _check_tiling(tile, overlap, multiple, margin)
+    h, w = a.shape[:2]
+    tick = _progress_ticker(progress, tile_count(h, w, tile, overlap))
+    return _blend_tiles(fn, a, (h, w), tile, overlap, margin, out_dtype, tick)
+
+
+# ----------------------------------------------------------------- exact tiles with channel attention
+
+_CA_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def ca_fns(net, jit_compile: bool = False) -> tuple[Callable, Callable]:
+    """(map_fn, fixed_fn) for a Keras net with channel attention, cached per (net, jit_compile):
+
+    map_fn: float32 [B, H, W, 3] (H, W multiples of 16) -> CA's pre-mean map [B, H/16, W/16, 64];
+    fixed_fn: (float32 [B, H, W, 3], attention float32 [B, 1, 1, 64]) -> de-rained [B, H, W, 3] float32,
+        the net with the CA block applying the given attention.
+    Both are tf.functions (one trace for every size) over ``menet_tf.model.split_at_channel_attention``'s
+    models, which share the net's layers (weights loaded later into the net are seen too).
+    """
+    from menet_tf.model import split_at_channel_attention
+
+    cache = _CA_FNS.setdefault(net, {})
+    key = bool(jit_compile)
+    if key not in cache:
+        map_model, fixed_model = split_at_channel_attention(net)
+        filters = fixed_model.inputs[1].shape[-1]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)], jit_compile=jit_compile)
+        def map_fn(images):
+            return tf.cast(map_model(images, training=False), tf.float32)
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([None, 1, 1, filters], tf.float32)],
+            jit_compile=jit_compile,
+        )
+        def fixed_fn(images, attention):
+            return tf.cast(fixed_model([images, attention], training=False), tf.float32)
+
+        cache[key] = (map_fn, fixed_fn)
+    return cache[key]
+
+
+def ca_core_ranges(size: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """Pass-1 windows along one axis of a padded size (a multiple of 16): (start, end, core_start,
+    core_end) in pixels. Windows of at most ``tile`` px start at multiples of 16 and overlap by
+    2 * CA_MARGIN; a core is its window minus CA_MARGIN at each inner border (none at the image border),
+    and the cores partition 0..size."""
+    if size % CA_CELL or tile % CA_CELL or tile < 2 * CA_MARGIN + CA_CELL:
+        raise ValueError(f"size ({size}) and tile ({tile}) must be multiples of {CA_CELL}, tile >= {2 * CA_MARGIN + CA_CELL}")
+    starts = tile_starts(size, tile, 2 * CA_MARGIN)
+    out = []
+    for i, s in enumerate(starts):
+        e = min(s + tile, size)
+        c0 = s + CA_MARGIN if i > 0 else 0
+        c1 = e - CA_MARGIN if i < len(starts) - 1 else size
+        out.append((s, e, c0, c1))
+    return out
+
+
+def ca_attention_tiled(map_fn: Callable, padded: np.ndarray, tile: int, tick: Callable[[], None] | None = None) -> np.ndarray:
+    """Pass 1: channel attention's ``a`` [1, 1, 1, C] (float32) of a whole padded image (H, W multiples
+    of 16), from windows of at most tile x tile px: sigmoid(sum of the windows' core cells / cells)."""
+    h, w = padded.shape[:2]
+    rows, cols = ca_core_ranges(h, tile), ca_core_ranges(w, tile)
+    total, cells = None, 0
+    for y0, y1, cy0, cy1 in rows:
+        for x0, x1, cx0, cx1 in cols:
+            patch = np.asarray(padded[y0:y1, x0:x1], dtype=np.float32)[None]
+            m = _numpy(map_fn(tf.constant(patch)))[0]
+            if m.shape[:2] != ((y1 - y0) // CA_CELL, (x1 - x0) // CA_CELL):
+                raise ValueError(f"map_fn returned shape {m.shape} for a window of shape {patch.shape[1:]}")
+            core = m[(cy0 - y0) // CA_CELL : (cy1 - y0) // CA_CELL, (cx0 - x0) // CA_CELL : (cx1 - x0) // CA_CELL]
+            part = core.sum(axis=(0, 1), dtype=np.float64)
+            total = part if total is None else total + part
+            cells += core.shape[0] * core.shape[1]
+            if tick is not None:
+                tick()
+    assert cells == (h // CA_CELL) * (w // CA_CELL), "pass-1 cores must partition the map"
+    mean = total / cells
+    return (1.0 / (1.0 + np.exp(-mean))).astype(np.float32).reshape(1, 1, 1, -1)
+
+
+def derain_tiled_ca(
+    map_fn: Callable,
+    fixed_fn: Callable,
+    image,
+    tile: int = DEFAULT_TILE,
+    overlap: int = 208,
+    multiple: int = 16,
+    margin: int | None = None,
+    out_dtype=np.float32,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Exact tiled inference of a net with channel attention, in two passes (module docstring).
+
+    map_fn, fixed_fn: as returned by :func:`ca_fns` (any functions of those signatures; they get
+    unpadded windows whose sides are multiples of 16 and at most ``tile``). The image is reflect-padded
+    once to a multiple of 16, as whole-image inference does; pass 1 computes the whole image's attention
+    from windows (:func:`ca_attention_tiled`), pass 2 runs and blends the tiles of the padded image with
+    it, and the output is cropped back. Other arguments as in :func:`derain_tiled`.
+    Under a mixed-precision policy the map's mean is taken in float64 and ``a`` is rounded to the compute
+    dtype, whereas whole-image inference averages in that dtype: tiles then differ from the whole image by
+    16-bit rounding (up to ~2 grey levels on a random 1-block net in bfloat16, about as much as bfloat16
+    vs. float32 whole-image inference differ), not by tile-local attention.
+    """
+    a = _as_image(image)
+    tile, overlap, multiple = int(tile), int(overlap), int(multiple)
+    if multiple != CA_CELL:
+        raise ValueError(f"a net with channel attention needs multiple {CA_CELL}, got {multiple}")
+    margin = _check_tiling(tile, overlap, multiple, margin)
+    if tile < 2 * CA_MARGIN + CA_CELL:
+        raise ValueError(f"exact tiles with channel attention need tile >= {2 * CA_MARGIN + CA_CELL}, got {tile}")
+    h, w = a.shape[:2]
+    padded = np.pad(a, ((0, -h % CA_CELL), (0, -w % CA_CELL), (0, 0)), mode="reflect")
+    n1, n2 = tiled_calls(h, w, tile, overlap, channel_attention=True)
+    tick = _progress_ticker(progress, n1 + n2)
+    attention = tf.constant(ca_attention_tiled(map_fn, padded, tile, tick))
+    return _blend_tiles(lambda x: fixed_fn(x, attention), padded, (h, w), tile, overlap, margin, out_dtype, tick)
+
+
+def tiled_calls(height: int, width: int, tile: int, overlap: int, channel_attention: bool = False) -> tuple[int, int]:
+    """(pass-1 windows, pass-2 tiles) of :func:`derain_tiled` on a Keras net: (0, tiles) without channel
+    attention; with it, windows of the image padded to a multiple of 16 (:func:`ca_core_ranges`)."""
+    if not channel_attention:
+        return 0, tile_count(height, width, tile, overlap)
+    hp, wp = round_up(height, CA_CELL), round_up(width, CA_CELL)
+    return len(ca_core_ranges(hp, tile)) * len(ca_core_ranges(wp, tile)), tile_count(hp, wp, tile, overlap)
 
 
 def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
@@ -324,6 +539,15 @@ __all__ = [
     "gpu_present",
     "mixed_precision_policy",
     "auto_overlap",
+    "CA_CELL",
+    "CA_MARGIN",
+    "ca_attention_tiled",
+    "ca_core_ranges",
+    "ca_fns",
+    "ca_receptive_radius",
+    "derain_tiled_ca",
+    "has_channel_attention",
+    "tiled_calls",
     "default_margin",
     "derain_image",
     "derain_tiled",

@@ -182,14 +182,29 @@ class ChannelAttention(keras.layers.Layer):
         _build(self.conv3, (b, None, None, self.filters))
         self.built = True
 
-    def attention(self, x, training=None):
-        """The per-channel weights a = sigmoid(mean_hw(...)), shape [B, 1, 1, filters]."""
+    def pre_mean(self, x, training=None):
+        """The map that ``attention`` averages: conv3's output, [B, h/4, w/4, filters] (1/16 of the
+        image's resolution). Calls only sub-layers, so it also builds functional graphs (KerasTensors).
+
+        Exact tiling (``menet_tf.inference.derain_tiled``) sums this map over tiles: each of its cells
+        depends on the image only within ``inference.ca_receptive_radius()`` px of its 16 x 16 block."""
         y = self.reduce1(self.s2d(x), training=training)
         y = self.conv1(y, training=training)
         y = self.reduce2(self.s2d(y), training=training)
         y = self.conv2(y, training=training)
-        y = self.conv3(y, training=training)
+        return self.conv3(y, training=training)
+
+    def attention(self, x, training=None):
+        """The per-channel weights a = sigmoid(mean_hw(pre_mean(x))), shape [B, 1, 1, filters]."""
+        y = self.pre_mean(x, training=training)
         return tf.sigmoid(tf.reduce_mean(y, axis=[1, 2], keepdims=True))
+
+    def apply(self, x, a):
+        """The block's output for given weights a [B, 1, 1, filters]: x + x * a ("released") or x * a
+        ("scale_only"); ``call`` is ``apply(x, attention(x))``. Uses keras.ops, so it works on tensors
+        and on KerasTensors (a functional graph with ``a`` as an input)."""
+        a = keras.ops.cast(a, x.dtype)
+        return keras.ops.multiply(x, a) if self.variant == "scale_only" else keras.ops.add(x, keras.ops.multiply(x, a))
 
     def call(self, x, training=None):
         a = self.attention(x, training=training)

@@ -115,3 +115,50 @@ def load_net(model_dir: str) -> keras.Model:
         raise FileNotFoundError(f"{weights}: no trained weights in {model_dir!r} (has training finished an epoch?)")
     net.load_weights(weights)
     return net
+
+
+def split_at_channel_attention(net: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """Two functional models that reuse ``net``'s own layers (shared weights, no copies), cut at the
+    channel-attention block, for exact tiled inference of CA nets (``menet_tf.inference``):
+
+    ``map_model``: rainy [B, H, W, 3] -> CA's pre-mean map [B, H/16, W/16, 64] (conv3's output, see
+        ``ChannelAttention.pre_mean``); sigmoid(its mean over H, W) is the net's attention ``a``.
+    ``fixed_model``: [rainy [B, H, W, 3], attention [B, 1, 1, 64]] -> derained [B, H, W, 3], the net with
+        the CA block applying the given ``a`` (``ChannelAttention.apply``) instead of its own.
+
+    So ``fixed_model([x, sigmoid(mean(map_model(x)))]) == net(x)``. H, W multiples of 16. The layers are
+    taken by name in the order of :func:`build_derain_net`; a net of another architecture, or one without
+    channel attention, raises ValueError.
+    """
+    names = [layer.name for layer in net.layers]
+    if "channel_attention" not in names:
+        raise ValueError(f"{net.name}: no 'channel_attention' layer (a net without channel attention)")
+    blocks = sorted((n for n in names if n.startswith("res_block")), key=lambda n: int(n[len("res_block"):]))
+    expected = ["rainy", "desubpixel1", "layer1", "layer1_relu", "desubpixel2", "layer2", "layer2_relu",
+                "channel_attention", *blocks, "long_skip2", "layer3", "subpixel1", "long_skip1", "layer4",
+                "layer5", "subpixel2", "global_residual"]
+    if not blocks or sorted(names) != sorted(expected) or blocks != [f"res_block{i + 1}" for i in range(len(blocks))]:
+        raise ValueError(f"{net.name}: not a build_derain_net architecture (layers {names})")
+    get = net.get_layer
+    ca = get("channel_attention")
+
+    def trunk(rainy):
+        net_1 = get("layer1")(get("desubpixel1")(rainy))
+        net_2 = get("layer2")(get("desubpixel2")(get("layer1_relu")(net_1)))
+        return net_1, net_2, get("layer2_relu")(net_2)
+
+    rainy = keras.Input(shape=(None, None, 3), name="rainy", dtype="float32")
+    map_model = keras.Model(rainy, ca.pre_mean(trunk(rainy)[2]), name=f"{net.name}_ca_map")
+
+    rainy = keras.Input(shape=(None, None, 3), name="rainy", dtype="float32")
+    attention = keras.Input(shape=(1, 1, ca.filters), name="attention", dtype="float32")
+    net_1, net_2, x = trunk(rainy)
+    x = ca.apply(x, attention)
+    for name in blocks:
+        x = get(name)(x)
+    x = get("long_skip2")([x, net_2])
+    x = get("long_skip1")([get("subpixel1")(get("layer3")(x)), net_1])
+    residual = get("subpixel2")(get("layer5")(get("layer4")(x)))
+    derained = get("global_residual")([rainy, residual])
+    fixed_model = keras.Model([rainy, attention], derained, name=f"{net.name}_fixed_attention")
+    return map_model, fixed_model

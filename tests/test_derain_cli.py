@@ -106,3 +106,31 @@ def test_bad_flags_fail_in_one_line_before_any_work(tmp_path):
     assert proc.returncode != 0
     assert "give exactly one of --model_dir and --saved_model" in proc.stderr
     assert not out.exists()
+
+
+def test_channel_attention_model_dir_tiles_exactly(tmp_path):
+    """A CA model directory is tiled in two passes: the PNG equals the whole-image result up to the final
+    rounding, where one-pass tiles (tile-local attention) would not."""
+    from test_inference import randomize_bn  # same folder (pytest puts it on sys.path)
+
+    from menet_tf import inference
+
+    keras.utils.set_random_seed(12)
+    net = randomize_bn(build_derain_net(1, channel_attention=True), seed=3)
+    model_dir = str(tmp_path / "model_ca")
+    save_net(net, model_dir, net_config(1, True))
+    src = tmp_path / "in"
+    src.mkdir()
+    rainy = photo(200, 229, 5)  # padded to 208 x 240: 2 x 2 tiles of 192 (auto overlap 96)
+    Image.fromarray(rainy).save(src / "ca.png")
+    out = tmp_path / "out"
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--tile=192")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "channel attention in two passes" in log and "4 tiles + 4 attention windows" in log, log[-3000:]
+    got = np.asarray(Image.open(out / "ca.png")).astype(np.float32)
+    net = load_net(model_dir)
+    want = reference_derain(net, rainy, 16)
+    assert np.abs(got - want).max() <= 0.5 + 1e-3
+    one_pass = inference.derain_tiled(inference.padded_fn(net, 16), rainy, tile=192, overlap=96, multiple=16)
+    assert np.abs(one_pass - want).max() > 1.0

@@ -136,8 +136,8 @@ def test_tiled_equals_whole_image_without_ca(nets):
 
 
 def test_tiled_with_ca_single_tile_is_whole_image_and_tiles_differ(nets):
-    """CA averages over the whole input: one tile covering the image is exact; several tiles are not
-    (documented in docs/deployment.md)."""
+    """A bare function (one pass) on a CA net: one tile covering the image is exact; several tiles are not,
+    as each sees its own attention (derain_tiled given the Keras net runs two passes instead, below)."""
     net, multiple = nets["ca"], 16
     image = smooth_image(200, 250, seed=6)
     whole = reference_derain(net, image, multiple)
@@ -161,3 +161,148 @@ def test_mixed_precision_policy_keeps_float32_output():
         assert 0.0 <= out.min() and out.max() <= 255.0
     finally:
         assert I.configure_precision(False) == "float32"
+
+
+# ------------------------------------------------------------ exact tiles with channel attention (CA)
+
+
+def randomize_bn(net, seed):
+    """Non-trivial BN statistics: every BN's moving mean/variance are first set to the statistics of a
+    photo-like image (one training-mode pass with momentum 0, so activations have a sensible scale and
+    CA's sigmoid is not saturated), then perturbed at random, as are gamma and beta; layer5's kernel is
+    scaled so the residual is photo-sized (~10 grey levels) rather than ~1."""
+    rng = np.random.default_rng(seed)
+    bns = [layer for layer in net._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bns) >= 11
+    for bn in bns:
+        bn.momentum = 0.0
+    net(smooth_image(128, 128, seed)[None].astype(np.float32), training=True)
+    for bn in bns:
+        bn.momentum = 0.99
+        n = bn.moving_mean.shape[0]
+        std = np.sqrt(bn.moving_variance.numpy())
+        bn.moving_mean.assign(bn.moving_mean.numpy() + rng.normal(0, 0.3, n) * std)
+        bn.moving_variance.assign(bn.moving_variance.numpy() * rng.uniform(0.5, 2.0, n))
+        bn.gamma.assign(rng.uniform(0.5, 1.5, n))
+        bn.beta.assign(rng.normal(0, 0.3, n))
+    kernel = net.get_layer("layer5").kernel
+    kernel.assign(kernel * 20.0)
+    return net
+
+
+@pytest.fixture(scope="module")
+def ca_nets():
+    keras.utils.set_random_seed(4)
+    return {v: randomize_bn(build_derain_net(1, channel_attention=True, ca_variant=v), seed=i)
+            for i, v in enumerate(("released", "scale_only"))}
+
+
+def whole_image_attention(net, padded):
+    """The whole-image path's own a: ChannelAttention.attention on layer2_relu's output."""
+    feats = keras.Model(net.input, net.get_layer("layer2_relu").output)(padded, training=False)
+    return net.get_layer("channel_attention").attention(feats, training=False).numpy()
+
+
+def test_ca_receptive_radius_is_exact(ca_nets):
+    """A cell of CA's pre-mean map changes under a single-pixel perturbation at most
+    ca_receptive_radius() = 46 px outside its 16 x 16 block, and that bound is attained."""
+    assert I.ca_receptive_radius() == 46 and I.CA_MARGIN == 48
+    map_fn, _ = I.ca_fns(ca_nets["released"])
+    x = smooth_image(192, 192, seed=8).astype(np.float32)[None]
+    base = map_fn(tf.constant(x)).numpy()[0]
+    assert base.shape == (12, 12, 64)
+    reach = 0
+    for k in range(16):  # every phase of the 16-pixel grid, along the diagonal
+        p = 80 + k
+        x2 = x.copy()
+        x2[0, p, p] += 80.0
+        changed = np.abs(map_fn(tf.constant(x2)).numpy()[0] - base).max(-1) > 0
+        for cy, cx in zip(*np.nonzero(changed)):
+            dy = max(16 * cy - p, p - (16 * cy + 15), 0)
+            dx = max(16 * cx - p, p - (16 * cx + 15), 0)
+            reach = max(reach, dy, dx)
+    assert reach == I.ca_receptive_radius()
+
+
+@pytest.mark.parametrize("size", [112, 128, 208, 400, 1024])
+@pytest.mark.parametrize("tile", [112, 128, 256])
+def test_ca_pass1_cores_partition_the_map_and_keep_the_margin(size, tile):
+    ranges = I.ca_core_ranges(size, tile)
+    assert ranges[0][2] == 0 and ranges[-1][3] == size
+    for (s, e, c0, c1), nxt in zip(ranges, ranges[1:] + [None]):
+        assert s % 16 == 0 and e - s <= tile and s <= c0 < c1 <= e and c0 % 16 == 0 and c1 % 16 == 0
+        assert c0 == 0 or c0 - s >= I.CA_MARGIN  # inner borders: the cells' receptive field stays inside
+        assert c1 == size or e - c1 >= I.CA_MARGIN
+        if nxt is not None:
+            assert nxt[2] == c1  # cores are contiguous: a partition
+
+
+def test_split_models_share_the_nets_layers_and_reproduce_it(ca_nets):
+    from menet_tf.model import split_at_channel_attention
+
+    for net in ca_nets.values():
+        map_model, fixed_model = split_at_channel_attention(net)
+        ids = {id(v) for v in net.weights}
+        assert all(id(v) in ids for v in map_model.weights + fixed_model.weights)  # no copies
+        x = tf.constant(smooth_image(64, 96, seed=2).astype(np.float32)[None])
+        a = tf.sigmoid(tf.reduce_mean(map_model(x, training=False), axis=[1, 2], keepdims=True))
+        np.testing.assert_allclose(a.numpy(), whole_image_attention(net, x), atol=1e-6)
+        np.testing.assert_allclose(fixed_model([x, a], training=False).numpy(), net(x, training=False).numpy(), atol=1e-3)
+    with pytest.raises(ValueError, match="channel_attention"):
+        split_at_channel_attention(build_derain_net(1))
+
+
+@pytest.mark.parametrize("variant", ["released", "scale_only"])
+def test_tiled_with_ca_two_passes_equals_whole_image(ca_nets, variant):
+    """CA net, image not a multiple of 16 (padded once, as the whole-image path pads): pass 1's attention
+    equals the whole-image ChannelAttention.attention of the padded image; the tiles then reproduce
+    whole-image inference as without CA; neither pass ever sees more than a tile; one-pass tiles
+    (tile-local attention) do not."""
+    net, multiple = ca_nets[variant], 16
+    h, w = 171, 203  # padded to 176 x 208
+    tile, overlap, margin = 128, 64, I.receptive_radius(1)  # 2 x 3 tiles, margin = radius: exact
+    image = smooth_image(h, w, seed=5)
+    padded = np.pad(image.astype(np.float32), ((0, 5), (0, 5), (0, 0)), mode="reflect")[None]
+    whole = reference_derain(net, image, multiple)
+    assert np.abs(whole - image).mean() > 3  # the net really changes the image
+
+    map_fn, fixed_fn = I.ca_fns(net)
+    map_calls, fixed_calls, attentions, progress = [], [], [], []
+
+    def rec_map(x):
+        map_calls.append(tuple(x.shape))
+        return map_fn(x)
+
+    def rec_fixed(x, a):
+        fixed_calls.append(tuple(x.shape))
+        attentions.append(a.numpy())
+        return fixed_fn(x, a)
+
+    tiled = I.derain_tiled_ca(rec_map, rec_fixed, image, tile=tile, overlap=overlap, multiple=multiple,
+                              margin=margin, progress=lambda d, t: progress.append((d, t)))
+    assert tiled.shape == image.shape and tiled.dtype == np.float32
+    # pass 1: the whole image's attention
+    want_a = whole_image_attention(net, padded)
+    assert np.mean((want_a > 0.05) & (want_a < 0.95)) > 0.8  # mostly not saturated: the mean matters
+    assert all(np.abs(a - want_a).max() <= 1e-5 for a in attentions)
+    # the net never runs on more than a tile: pass-1 windows and pass-2 tiles, multiples of 16
+    n1, n2 = I.tiled_calls(h, w, tile, overlap, channel_attention=True)
+    assert (len(map_calls), len(fixed_calls)) == (n1, n2) == (12, 6)
+    assert all(c[0] == 1 and c[1] <= tile and c[2] <= tile and c[1] % 16 == 0 == c[2] % 16 for c in map_calls + fixed_calls)
+    assert progress == [(k, n1 + n2) for k in range(1, n1 + n2 + 1)]
+    # exact up to float rounding away from the seams, within 0.5 grey levels on them
+    seams = I.seam_mask(h, w, tile, overlap)
+    diff = np.abs(tiled - whole).max(-1)
+    assert diff[~seams].max() <= 1e-3
+    assert diff[seams].max() <= 0.5
+    # derain_tiled given the Keras net takes this path by itself (uint8 output: rounded)
+    auto = I.derain_tiled(net, image, tile=tile, overlap=overlap, multiple=multiple, margin=margin, out_dtype=np.uint8)
+    assert np.abs(auto.astype(np.float32) - tiled).max() <= 0.5 + 1e-3
+    # a bare function (one pass, tile-local attention) is visibly different inside the tiles
+    one_pass = I.derain_tiled(I.padded_fn(net, multiple), image, tile=tile, overlap=overlap, multiple=multiple, margin=margin)
+    assert np.abs(one_pass - whole).max(-1)[~seams].max() > 0.1
+
+
+def test_tiled_with_ca_rejects_tiles_below_the_pass1_margin(ca_nets):
+    with pytest.raises(ValueError, match="tile >= 112"):
+        I.derain_tiled(ca_nets["released"], smooth_image(100, 200), tile=96, overlap=32, multiple=16)

@@ -29,6 +29,8 @@ import time
 
 from absl import app, flags
 
+from experiments import cliutil
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "an image file or a folder of images (PNG/JPEG/...)")
 flags.DEFINE_string("output_dir", None, "where to write the de-rained PNGs")
@@ -45,10 +47,8 @@ flags.mark_flags_as_required(["input", "output_dir"])
 
 
 def usage_error(message: str):
-    """Bad flags: one line on stderr, exit status 2, before any work (absl's UsageError would print the
-    whole help text)."""
-    print(f"experiments.derain: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    """Bad flags: one line on stderr, exit status 2, before any work."""
+    cliutil.usage_error("experiments.derain", message)
 
 def list_inputs(path: str) -> list[str]:
     from menet_tf.imageio import is_image_file
@@ -178,11 +178,11 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)
 
-    import keras
     import numpy as np
 
     from menet_tf import inference
     from menet_tf.imageio import read_image, write_image
+    from menet_tf.progress import progress_bar
 
     fn, net, multiple, radius, ca, desc = load_model()
     two_pass = ca and net is not None  # exact CA tiles need the Keras net's layers
@@ -224,7 +224,7 @@ def main(argv):
             n_pass1, n_tiles = inference.tiled_calls(h, w, tile, overlap, two_pass) if use_tiles else (0, 1)
             pass1 = f" + {n_pass1} attention windows" if n_pass1 else ""
             print(f": {w}x{h}, {n_tiles} tile{'s' if n_tiles > 1 else ''}{pass1}", flush=True)
-            bar = keras.utils.Progbar(n_pass1 + n_tiles, unit_name="tile")
+            bar = progress_bar(n_pass1 + n_tiles, unit_name="tile")
             t0 = time.perf_counter()
             if use_tiles:
                 derained = inference.derain_tiled(

@@ -22,6 +22,8 @@ import sys
 
 from absl import app, flags
 
+from experiments import cliutil
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "trained model directory (config.json + net.weights.h5)")
 flags.DEFINE_string("export_dir", None, "where to write the SavedModel (must not exist, or be empty, unless --overwrite)")
@@ -34,10 +36,8 @@ flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
 def usage_error(message: str):
-    """Bad flags: one line on stderr, exit status 2, before any work (absl's UsageError would print the
-    whole help text)."""
-    print(f"experiments.export: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    """Bad flags: one line on stderr, exit status 2, before any work."""
+    cliutil.usage_error("experiments.export", message)
 
 def _check_flags() -> None:
     if FLAGS.tflite and FLAGS.mixed_precision:

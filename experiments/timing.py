@@ -26,6 +26,8 @@ import time
 
 from absl import app, flags
 
+from experiments import cliutil
+
 VARIANTS = {"shallow": (8, False), "shallow_ca": (8, True), "deep_ca": (16, True)}
 PAPER_TABLE3 = {"cpu_s_per_224": 0.6578, "gpu_s_per_224": 0.0030}
 
@@ -43,10 +45,8 @@ flags.DEFINE_integer("seed", 0, "seed for the random weights and inputs")
 
 
 def usage_error(message: str):
-    """Bad flags: one line on stderr, exit status 2, before any work (absl's UsageError would print the
-    whole help text)."""
-    print(f"experiments.timing: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    """Bad flags: one line on stderr, exit status 2, before any work."""
+    cliutil.usage_error("experiments.timing", message)
 
 def parse_size(text: str) -> tuple[int, int]:
     try:

@@ -209,7 +209,8 @@ def test_same_pairs_in_every_layout(tmp_path, case, rain100l):
     assert pl.problems == []
     assert sorted(os.path.basename(p) for p in pl.ignored) == sorted(extra)
     found = D.find_pairs(tmp_path)
-    assert [(os.path.realpath(r), os.path.realpath(c)) for r, c in found] == rain100l["pairs"]
+    assert [(os.path.realpath(r), os.path.realpath(c)) for r, c in found] == [
+        (os.path.realpath(r), os.path.realpath(c)) for r, c in rain100l["pairs"]]
     assert found == [(str(tmp_path / rainy_name(i)), str(tmp_path / clean_name(i))) for i in range(1, 101)]
 
 
@@ -224,7 +225,8 @@ def test_explicit_globs(tmp_path, rain100l):
     assert str(e.value.problems[0]) == (f"{tmp_path}/high/sub/gt1_c.png: clean image without its rainy partner "
                                         "(looked for low/*_r.png with the pair key 'sub_1')")
     found = D.find_pairs(tmp_path, rainy_glob="low/*_r.png", clean_glob="high/sub/gt*_c.png")
-    assert [(os.path.realpath(r), os.path.realpath(c)) for r, c in found] == rain100l["pairs"]
+    assert [(os.path.realpath(r), os.path.realpath(c)) for r, c in found] == [
+        (os.path.realpath(r), os.path.realpath(c)) for r, c in rain100l["pairs"]]
     with pytest.raises(D.DataError, match="rainy_glob and clean_glob must be given together"):
         D.find_pairs(tmp_path, rainy_glob="low/*_r.png")
 

@@ -26,7 +26,7 @@ from absl import logging
 
 from experiments.config import TrainConfig, save_config
 from menet_tf import data as data_lib
-from menet_tf.model import WEIGHTS_FILE, build_derain_net, save_net
+from menet_tf.model import build_derain_net, save_net
 from menet_tf.trainer import MultiTaskTrainer, make_optimizer
 
 CKPT_DIR = "ckpt"
@@ -278,4 +278,4 @@ def plot_training_curves(model_dir: str) -> str:
     return path
 
 
-__all__ = ["train", "build_trainer", "plot_training_curves", "WEIGHTS_FILE"]
+__all__ = ["train", "build_trainer", "plot_training_curves"]

@@ -23,12 +23,10 @@ def main(argv):
     except ValueError as e:
         usage_error("experiments.train", str(e))
     from experiments.training import train
-    from menet_tf.data import DataError
-    from menet_tf.imageio import ImageError
 
     try:
         train(config)
-    except (DataError, ImageError) as e:
+    except ValueError as e:  # DataError, ImageError, a model_dir of another run: the message names the file
         raise SystemExit(f"error: {e}") from None
 
 

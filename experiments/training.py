@@ -175,10 +175,10 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
         ckpt = tf.train.Checkpoint(net=trainer.net, optimizer=trainer.optimizer, epoch=epoch_var)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(model_dir, CKPT_DIR), max_to_keep=2)
     if manager.latest_checkpoint:
+        check_same_config(config, model_dir)  # before restoring: a different net would fail obscurely
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         print(f"resuming from {manager.latest_checkpoint}: epoch {int(epoch_var.numpy())}, "
               f"step {int(trainer.optimizer.iterations.numpy())}", flush=True)
-        check_same_config(config, model_dir)
     start_epoch = int(epoch_var.numpy())
     save_config(config, model_dir)
 

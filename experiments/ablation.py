@@ -218,9 +218,17 @@ def main(argv):
                 usage_error("experiments.ablation", f"{flag}: {path!r} is not a directory (or use --preset=demo)")
 
     from experiments import evaluation, figures
+    from experiments.config import load_flagfile, row_flagfile
+    from experiments.training import check_reusable
 
-    t0 = time.time()
     settings = overrides()
+    for row in rows:  # a reused row folder trained with other settings stops the run before any work
+        config = dataclasses.replace(load_flagfile(row_flagfile(row, FLAGS.table)), data_dir=data_dir, **settings)
+        try:
+            check_reusable(config, os.path.join(output_dir, "models", row))
+        except ValueError as e:
+            usage_error("experiments.ablation", str(e))
+    t0 = time.time()
     print(f"ablation {FLAGS.table}: rows {', '.join(rows)}; train {data_dir}, test {test_dir}; "
           f"overrides {json.dumps(settings)}", flush=True)
     input_summary = evaluation.evaluate_model(None, test_dir, protocols=FLAGS.protocol,

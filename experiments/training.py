@@ -239,6 +239,35 @@ def check_same_config(config: TrainConfig, model_dir: str) -> None:
         )
 
 
+# What a finished or half-finished run must share with the run asked for, beyond the net and tasks that
+# check_same_config guards, before a driver (experiments.ablation) reuses its model_dir: otherwise its
+# scores belong to another setting. Epochs may grow (the run then resumes and trains on), not shrink.
+SAME_SETTINGS = ("data_dir", "crop_size", "batch_size", "steps_per_epoch", "lr", "lr_decay_epochs", "seed",
+                 "fixed_weights", "stable_weights", "mixed_precision")
+
+
+def check_reusable(config: TrainConfig, model_dir: str) -> None:
+    """Refuse to reuse a model_dir trained with other settings: ValueError naming each difference."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        return
+    check_same_config(config, model_dir)
+    with open(path) as f:
+        old = TrainConfig.from_json(json.load(f))
+
+    def norm(name, cfg):
+        value = getattr(cfg, name)
+        return os.path.realpath(value) if name == "data_dir" and value else value
+
+    diff = [f"{k} {norm(k, old)!r} (asked: {norm(k, config)!r})" for k in SAME_SETTINGS
+            if norm(k, old) != norm(k, config)]
+    if old.epochs > config.epochs:
+        diff.append(f"epochs {old.epochs} (asked: {config.epochs})")
+    if diff:
+        raise ValueError(f"{model_dir} was trained with other settings: {'; '.join(diff)}; "
+                         "use a new --output_dir or delete that folder")
+
+
 def plot_training_curves(model_dir: str) -> str:
     """Draw task weights, task losses (log scale) and lr per epoch from history.csv -> PNG path."""
     import matplotlib
@@ -278,4 +307,4 @@ def plot_training_curves(model_dir: str) -> str:
     return path
 
 
-__all__ = ["train", "build_trainer", "plot_training_curves"]
+__all__ = ["train", "build_trainer", "check_reusable", "plot_training_curves"]

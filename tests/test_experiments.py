@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from experiments import config as config_lib
-from experiments.training import build_trainer, read_history, train
+from experiments.training import build_trainer, check_reusable, read_history, train
 from menet_tf import losses as losses_lib
 from menet_tf.imageio import write_image
 from menet_tf.model import load_net
@@ -124,6 +124,29 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, restore_op_determinism
     x = tf.random.uniform((1, 16, 16, 3), 0, 255, seed=1)
     np.testing.assert_allclose(load_net(str(tmp_path / "resumed"))(x).numpy(), resumed.net(x).numpy(), atol=1e-4)
     assert (tmp_path / "resumed" / "training_curves.png").is_file()
+
+
+def test_a_model_dir_trained_with_other_settings_is_not_reused(tmp_path):
+    """experiments.ablation skips finished rows: one trained on other data, crops or a longer schedule
+    must be refused (its scores would be reported as the row asked for), the same one accepted."""
+    import dataclasses
+
+    data = make_pairs(tmp_path / "pairs")
+    other = make_pairs(tmp_path / "other", seed=1)
+    model_dir = tmp_path / "row"
+    done = tiny_config(data, model_dir, 2)
+    config_lib.save_config(done, str(model_dir))
+    check_reusable(dataclasses.replace(done), str(model_dir))  # the same settings
+    check_reusable(dataclasses.replace(done, epochs=5), str(model_dir))  # more epochs: resumes
+    # the same folder through another path (a symlink) is the same data
+    os.symlink(data, tmp_path / "link")
+    check_reusable(dataclasses.replace(done, data_dir=str(tmp_path / "link")), str(model_dir))
+    for change, named in (({"data_dir": other}, "data_dir"), ({"crop_size": 32}, "crop_size 16 (asked: 32)"),
+                          ({"epochs": 1}, "epochs 2 (asked: 1)"), ({"fixed_weights": {"e": 0.1}}, "fixed_weights"),
+                          ({"channel_attention": True}, "channel_attention")):
+        with pytest.raises(ValueError, match=named.replace("(", r"\(").replace(")", r"\)")):
+            check_reusable(dataclasses.replace(done, **change), str(model_dir))
+    check_reusable(done, str(tmp_path / "fresh"))  # nothing there yet
 
 
 def run_train(*args):

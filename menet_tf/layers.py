@@ -207,8 +207,7 @@ class ChannelAttention(keras.layers.Layer):
         return keras.ops.multiply(x, a) if self.variant == "scale_only" else keras.ops.add(x, keras.ops.multiply(x, a))
 
     def call(self, x, training=None):
-        a = self.attention(x, training=training)
-        return x * a if self.variant == "scale_only" else x + x * a
+        return self.apply(x, self.attention(x, training=training))
 
     def compute_output_shape(self, input_shape):
         return input_shape

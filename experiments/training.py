@@ -224,42 +224,49 @@ def _validation_epochs(config: TrainConfig, start_epoch: int) -> list[int]:
     return sorted(e for e in epochs if e > start_epoch)
 
 
-def check_same_config(config: TrainConfig, model_dir: str) -> None:
-    """Refuse to resume a model_dir with a different net or task set (epochs etc. may change)."""
+def saved_config(model_dir: str) -> TrainConfig | None:
+    """The TrainConfig a model_dir was trained with (its config.json), or None if it has none yet."""
     path = os.path.join(model_dir, "config.json")
     if not os.path.isfile(path):
-        return
+        return None
     with open(path) as f:
-        old = TrainConfig.from_json(json.load(f))
-    keys = ("losses", "weighting", "channel_attention", "ca_variant", "num_res_blocks", "texture_loss", "perceptual")
-    diff = [k for k in keys if getattr(old, k) != getattr(config, k)]
+        return TrainConfig.from_json(json.load(f))
+
+
+#: What a resumed run must share with the model_dir's: the net and the tasks (epochs etc. may change).
+SAME_NET = ("losses", "weighting", "channel_attention", "ca_variant", "num_res_blocks", "texture_loss", "perceptual")
+
+
+def check_same_config(config: TrainConfig, model_dir: str) -> None:
+    """Refuse to resume a model_dir with a different net or task set (epochs etc. may change)."""
+    old = saved_config(model_dir)
+    if old is None:
+        return
+    diff = [k for k in SAME_NET if getattr(old, k) != getattr(config, k)]
     if diff:
         raise ValueError(
             f"--model_dir: {model_dir} holds a run with different {', '.join(diff)}; use a new --model_dir"
         )
 
 
-# What a finished or half-finished run must share with the run asked for, beyond the net and tasks that
-# check_same_config guards, before a driver (experiments.ablation) reuses its model_dir: otherwise its
-# scores belong to another setting. Epochs may grow (the run then resumes and trains on), not shrink.
+# What a finished or half-finished run must share with the run asked for, beyond SAME_NET, before a
+# driver (experiments.ablation) reuses its model_dir: otherwise its scores belong to another setting.
+# Epochs may grow (the run then resumes and trains on), not shrink.
 SAME_SETTINGS = ("data_dir", "crop_size", "batch_size", "steps_per_epoch", "lr", "lr_decay_epochs", "seed",
                  "fixed_weights", "stable_weights", "mixed_precision")
 
 
 def check_reusable(config: TrainConfig, model_dir: str) -> None:
     """Refuse to reuse a model_dir trained with other settings: ValueError naming each difference."""
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(path):
+    old = saved_config(model_dir)
+    if old is None:
         return
-    check_same_config(config, model_dir)
-    with open(path) as f:
-        old = TrainConfig.from_json(json.load(f))
 
     def norm(name, cfg):
         value = getattr(cfg, name)
         return os.path.realpath(value) if name == "data_dir" and value else value
 
-    diff = [f"{k} {norm(k, old)!r} (asked: {norm(k, config)!r})" for k in SAME_SETTINGS
+    diff = [f"{k} {norm(k, old)!r} (asked: {norm(k, config)!r})" for k in SAME_NET + SAME_SETTINGS
             if norm(k, old) != norm(k, config)]
     if old.epochs > config.epochs:
         diff.append(f"epochs {old.epochs} (asked: {config.epochs})")

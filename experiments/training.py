@@ -229,8 +229,11 @@ def saved_config(model_dir: str) -> TrainConfig | None:
     path = os.path.join(model_dir, "config.json")
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return TrainConfig.from_json(json.load(f))
+    try:
+        with open(path) as f:
+            return TrainConfig.from_json(json.load(f))
+    except (ValueError, TypeError) as e:  # damaged JSON, or not a TrainConfig's keys
+        raise ValueError(f"{path}: not a training config ({e}); use a new model_dir or delete that one") from None
 
 
 #: What a resumed run must share with the model_dir's: the net and the tasks (epochs etc. may change).

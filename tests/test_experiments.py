@@ -147,6 +147,10 @@ def test_a_model_dir_trained_with_other_settings_is_not_reused(tmp_path):
         with pytest.raises(ValueError, match=named.replace("(", r"\(").replace(")", r"\)")):
             check_reusable(dataclasses.replace(done, **change), str(model_dir))
     check_reusable(done, str(tmp_path / "fresh"))  # nothing there yet
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "config.json").write_text('{"losses": ["p"')
+    with pytest.raises(ValueError, match=r"damaged.config\.json: not a training config"):
+        check_reusable(done, str(tmp_path / "damaged"))
 
 
 def run_train(*args):

@@ -48,7 +48,7 @@ def main(argv):
         run(PY, "-m", "experiments.ablation", "--preset=demo", *rest)
     elif task == "bench":
         ensure_env()
-        for b in ("train_step", "data_pipeline"):
+        for b in ("train_step", "inference", "data_pipeline"):
             run(PY, "-m", f"benchmarks.{b}", *rest)
     else:
         sys.exit(f"unknown task {task!r}: use demo, test or bench")

@@ -2,8 +2,9 @@
 
 Every convolution is 3x3 (1x1 inside channel attention), stride 1, SAME, *no bias*, initialised from
 a truncated normal with stddev sqrt(1 / fan_in) truncated at 2 stddev (no variance correction), as in
-the released TF 1.8 code. "BN" is Keras' BatchNormalization with its defaults (momentum 0.99,
-epsilon 1e-3, centre and scale), which are the released graph's settings.
+the released TF 1.8 code. "BN" is batch normalisation with Keras' defaults (momentum 0.99, epsilon 1e-3,
+centre and scale), which are the released graph's settings, computed by :class:`FusedBatchNorm` on TF's
+fused kernel (as TF1's ``tf.layers.batch_normalization`` did) instead of Keras 3's unfused ops.
 
 All layers are registered under the package "menet_tf", so a ``.keras`` file loads with
 ``safe_mode=True`` and without ``custom_objects``; none uses ``Lambda``; all compile under XLA.
@@ -22,6 +23,16 @@ PACKAGE = "menet_tf"
 def conv_initializer(fan_in: int) -> keras.initializers.Initializer:
     """Truncated normal with stddev sqrt(1/fan_in): empirical stddev is 0.8796 * sqrt(1/fan_in)."""
     return keras.initializers.TruncatedNormal(mean=0.0, stddev=math.sqrt(1.0 / fan_in))
+
+
+def stored_value(variable) -> tf.Tensor:
+    """A Keras variable's stored (float32) value, also inside a layer's call under a mixed policy, where
+    Keras reads autocast variables in the 16-bit compute dtype. (``AutocastScope`` is not in Keras'
+    public API; ``None`` turns autocasting off.)"""
+    from keras.src.backend import AutocastScope
+
+    with AutocastScope(None):
+        return tf.convert_to_tensor(variable.value)
 
 
 def _build(layer: keras.layers.Layer, input_shape) -> None:
@@ -83,8 +94,96 @@ class DepthToSpace(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class FusedBatchNorm(keras.layers.Layer):
+    """Batch normalisation over the last axis on TF's fused kernel (``FusedBatchNormV3``).
+
+    The same function, variables and variable order as ``keras.layers.BatchNormalization(momentum,
+    epsilon)`` (axis -1, centre and scale): gamma, beta, moving_mean, moving_variance, all float32 and
+    never autocast, so weights saved by one load into the other. Keras 3 builds its batch norm from
+    separate reductions and element-wise ops (with casts to float32 under a 16-bit policy); the fused
+    kernel computes the statistics, normalisation and, backwards, the three gradients in one pass each,
+    reading a bfloat16 or float16 input directly with float32 statistics.
+
+    Training (``training=True`` and the layer trainable): normalise with the batch's mean and biased
+    variance over every axis but the last, then
+    ``moving = momentum * moving + (1 - momentum) * batch`` with the *biased* batch variance, as Keras 3
+    does (the kernel reports the Bessel-corrected variance n / (n - 1) times larger, which is undone
+    here; TF1 and Keras 2 kept the corrected one). Inference: ``FusedBatchNormV3`` with the moving
+    statistics and ``is_training=False``. Compiles under XLA.
+
+    In inference, ``y = x * s + offset`` with :meth:`folded_scale_and_offset`; :class:`ConvBN` folds that
+    into its convolution's kernel and a bias itself, because TF's graph optimiser folds a following
+    FusedBatchNorm into a convolution only in float32 (not under mixed_bfloat16).
+    """
+
+    center = True  # beta and gamma always (Keras' defaults, the spec's BN)
+    scale = True
+    axis = -1
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.supports_masking = False
+
+    def build(self, input_shape):
+        shape = (int(input_shape[-1]),)
+        add = lambda name, init, trainable: self.add_weight(  # noqa: E731
+            shape=shape, name=name, initializer=init, trainable=trainable, autocast=False)
+        self.gamma = add("gamma", "ones", True)
+        self.beta = add("beta", "zeros", True)
+        self.moving_mean = add("moving_mean", "zeros", False)
+        self.moving_variance = add("moving_variance", "ones", False)
+        self.built = True
+
+    def call(self, x, training=None):
+        x = tf.convert_to_tensor(x)
+        if len(x.shape) != 4:  # FusedBatchNormV3 is 4-D only; fold the middle axes into one
+            shape = tf.shape(x)
+            y = self.call(tf.reshape(x, [shape[0], -1, 1, shape[-1]]), training=training)
+            return tf.reshape(y, shape)
+        gamma = tf.convert_to_tensor(self.gamma)
+        beta = tf.convert_to_tensor(self.beta)
+        if training and self.trainable:
+            y, mean, corrected, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=gamma, offset=beta, mean=tf.zeros([0], tf.float32), variance=tf.zeros([0], tf.float32),
+                epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+            n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+            variance = corrected * ((n - 1.0) / tf.maximum(n, 1.0))
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+            self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+            return y
+        y, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=gamma, offset=beta, mean=tf.convert_to_tensor(self.moving_mean),
+            variance=tf.convert_to_tensor(self.moving_variance), epsilon=self.epsilon,
+            exponential_avg_factor=1.0, data_format="NHWC", is_training=False)
+        return y
+
+    def folded_scale_and_offset(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Inference as an affine map, float32: s = gamma / sqrt(moving_variance + epsilon),
+        offset = beta - moving_mean * s."""
+        gamma, beta = stored_value(self.gamma), stored_value(self.beta)
+        mean, variance = stored_value(self.moving_mean), stored_value(self.moving_variance)
+        scale = gamma * tf.math.rsqrt(variance + self.epsilon)
+        return scale, beta - mean * scale
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ConvBN(keras.layers.Layer):
-    """Bias-free convolution followed by BatchNormalization, with an optional ReLU after the BN."""
+    """Bias-free convolution followed by batch normalisation, with an optional ReLU after the BN.
+
+    Training: conv, then :class:`FusedBatchNorm` on the batch statistics. Inference (``training`` false,
+    or the BN frozen): the BN is folded into the convolution, ``conv(x, W * s) + offset`` with
+    (s, offset) = ``bn.folded_scale_and_offset()`` computed in float32 from the stored variables, so
+    TF runs one fused convolution + bias (+ ReLU) kernel per layer in every precision. The same function
+    as conv then BN up to float rounding; the variables are unchanged."""
 
     def __init__(self, filters: int, in_channels: int, kernel_size: int = 3, relu: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -93,7 +192,7 @@ class ConvBN(keras.layers.Layer):
         self.kernel_size = int(kernel_size)
         self.relu = bool(relu)
         self.conv = conv(self.filters, self.in_channels, self.kernel_size, name="conv")
-        self.bn = keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name="bn")
+        self.bn = FusedBatchNorm(momentum=0.99, epsilon=1e-3, name="bn")
 
     def build(self, input_shape):
         _build(self.conv, input_shape)
@@ -101,8 +200,17 @@ class ConvBN(keras.layers.Layer):
         self.built = True
 
     def call(self, x, training=None):
-        y = self.bn(self.conv(x), training=training)
+        if training and self.bn.trainable:
+            y = self.bn(self.conv(x), training=True)
+        else:
+            kernel, bias = self.folded_kernel_and_bias()
+            y = tf.nn.bias_add(self.conv.convolution_op(x, tf.cast(kernel, x.dtype)), tf.cast(bias, x.dtype))
         return tf.nn.relu(y) if self.relu else y
+
+    def folded_kernel_and_bias(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The inference-mode convolution with the BN folded in, float32: (W * s, offset)."""
+        scale, offset = self.bn.folded_scale_and_offset()
+        return stored_value(self.conv.kernel) * scale, offset
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)
@@ -216,6 +324,24 @@ class ChannelAttention(keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters, "variant": self.variant}
 
 
+def clip_with_pass_through_gradient(x, lo: float, hi: float):
+    """clip(x, lo, hi) whose gradient is the upstream gradient where lo <= x <= hi and 0 elsewhere, as
+    ``tf.clip_by_value``'s, but computed as one select on (clip(x) == x). TF's own gradient goes through
+    Minimum and Maximum and also differentiates the two scalar bounds: four full-resolution selects and
+    four comparisons per backward pass (GB runs three: 10 % of its bfloat16 step)."""
+
+    @tf.custom_gradient
+    def clip(x):
+        y = tf.clip_by_value(x, lo, hi)
+
+        def grad(dy):
+            return tf.where(tf.equal(y, x), dy, tf.zeros_like(dy))
+
+        return y, grad
+
+    return clip(x)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GlobalResidual(keras.layers.Layer):
     """b = clip(O + residual, 0, 255), computed in float32 whatever the mixed-precision policy."""
@@ -229,7 +355,7 @@ class GlobalResidual(keras.layers.Layer):
         image, residual = inputs
         image = tf.cast(image, tf.float32)
         residual = tf.cast(residual, tf.float32)
-        return tf.clip_by_value(image + residual, 0.0, self.max_value)
+        return clip_with_pass_through_gradient(image + residual, 0.0, self.max_value)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

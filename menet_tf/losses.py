@@ -3,7 +3,7 @@
   L_p  reconstruction: mean squared error over all B*H*W*C elements.
   L_e  edge-aware: MSE between phi(B) and phi(b), phi = the fixed Sobel "loss network" (depthwise, per
        RGB channel, dy = [[-1,-2,-1],[0,0,0],[1,2,1]], dx = dy^T, reflect padding 1, unnormalised),
-       output [B, H, W, 3, 2] -- exactly ``tf.image.sobel_edges``.
+       output [B, H, W, 3, 2] -- exactly ``tf.image.sobel_edges``; computed as phi(b - B) (phi is linear).
   L_t  texture matching, two forms:
        "released" (default): F = reshape(space_to_depth(img, 4), [B, HW/16, 48]); G = F^T F (48x48, not
            normalised); s = mean(G) per image; L_t = mean_batch (s(B) - s(b))^2. Huge (1e7..1e13):
@@ -39,9 +39,22 @@ def _f32(x):
     return tf.cast(x, tf.float32)
 
 
+@tf.custom_gradient
+def mean_square(x):
+    """mean(x^2) over every element of a float32 tensor, with the gradient 2 x / N written as one
+    element-wise pass (autodiff of reduce_mean(square(x)) tiles the scalar, then multiplies twice: three
+    passes over a full-resolution tensor, 5 % of a bfloat16 training step with L_p and L_e)."""
+    n = tf.cast(tf.size(x), tf.float32)
+
+    def grad(dy):
+        return x * (2.0 * dy / n)
+
+    return tf.reduce_mean(tf.square(x)), grad
+
+
 def reconstruction_loss(clean, derained):
     """L_p: mean squared error over every element."""
-    return tf.reduce_mean(tf.square(_f32(derained) - _f32(clean)))
+    return mean_square(_f32(derained) - _f32(clean))
 
 
 def sobel_edges(images):
@@ -61,8 +74,11 @@ class SobelLossNetwork(keras.layers.Layer):
 
 
 def edge_loss(clean, derained):
-    """L_e: MSE between the Sobel responses of the clean and the de-rained image."""
-    return tf.reduce_mean(tf.square(sobel_edges(derained) - sobel_edges(clean)))
+    """L_e: MSE between the Sobel responses of the clean and the de-rained image.
+
+    phi is linear (reflect padding and the Sobel filters), so phi(b) - phi(B) = phi(b - B): one pass of
+    the Sobel net over the difference instead of two (the same value up to float rounding)."""
+    return mean_square(sobel_edges(_f32(derained) - _f32(clean)))
 
 
 def patch_features(images, patch: int = TEXTURE_PATCH):

@@ -2,13 +2,18 @@
 
 One training step (spec sections 4 and 6):
   1. b = net(O, training=True) under a GradientTape (BN statistics update).
-  2. L_i for every active task, kept as a Python list inside the tape.
-  3. Task weights: fixed; LB from the losses; GB from g_i = ||dL_i / dW_layer5||, each a gradient taken
-     with recording paused, so it only backpropagates from the output through layer5's kernel (a few
-     percent of the step), never through the whole net.
-  4. total = sum_i w_i L_i (weights carry no gradient), divided by the number of replicas (gradients
-     are summed across replicas), scaled by the optimizer's loss scale under mixed_float16.
-  5. One gradient of the total over the net's variables; Adam applies it.
+  2. L_i for every active task, kept as a Python list, under a second tape that watches b.
+  3. Task weights: fixed; LB from the losses; GB from g_i = ||dL_i / dW_layer5||: each task's gradient
+     dL_i/db is taken once, and its norm on layer5's kernel backpropagates dL_i/db from the output
+     through layer5 only (a few percent of the step), never through the whole net.
+  4. total = sum_i w_i L_i (weights carry no gradient); its gradient at the output, dtotal/db =
+     sum_i w_i dL_i/db (from the per-task gradients under GB, else one gradient of the total), divided by
+     the number of replicas (gradients are summed across replicas) and multiplied by the optimizer's loss
+     scale under mixed_float16.
+  5. One backward pass of the net from that output gradient to all its variables; Adam applies it.
+  So each loss is differentiated once per step, whatever the weighting: the same gradient as
+  differentiating sum_i w_i L_i through the net (the chain rule), without repeating the losses'
+  backward passes (the Sobel net's is 4 % of a bfloat16 step) for GB's norms.
 
 Every task loss, every task weight, the total (``loss``) and, for GB (or when asked), the per-task
 gradient norms are tracked in their own ``keras.metrics.Mean`` and so appear in the progress bar and in
@@ -110,18 +115,27 @@ class MultiTaskTrainer(keras.Model):
     # -- the step ---------------------------------------------------------------------------------------
 
     def task_losses(self, clean, derained) -> list[tf.Tensor]:
-        return [fn(clean, derained) for fn in self.loss_fns]
+        """Each task's loss, under the name scope ``loss_<task>`` (the step profile groups ops by it)."""
+        out = []
+        for task, fn in zip(self.tasks, self.loss_fns):
+            with tf.name_scope(f"loss_{task}"):
+                out.append(fn(clean, derained))
+        return out
 
-    def _grad_norms(self, tape, task_losses):
-        """||dL_i / dW_layer5|| per task. Under a loss-scaling optimizer (mixed_float16) the backward
-        pass starts from the loss scale (as the step's own gradient does, so float16 gradients neither
-        underflow nor differ) and the norm is divided by it again; an overflow gives an inf norm, and the
-        optimizer skips that step."""
+    def _loss_scale(self) -> tf.Tensor:
+        """The optimizer's loss scale (1 unless it is a mixed_float16 LossScaleOptimizer), float32."""
+        return tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+
+    def _grad_norms(self, net_tape, derained, output_grads):
+        """||dL_i / dW_layer5|| per task from dL_i/db. Under a loss-scaling optimizer (mixed_float16) the
+        backward pass starts from the loss scale times dL_i/db (as the step's own gradient does, so
+        float16 gradients neither underflow nor differ) and the norm is divided by it again; an overflow
+        gives an inf norm, and the optimizer skips that step."""
         kernel = shared_kernel(self.net)
-        scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+        scale = self._loss_scale()
         norms = []
-        for loss in task_losses:
-            grad = tape.gradient(loss, kernel, output_gradients=tf.cast(scale, loss.dtype))
+        for g in output_grads:
+            grad = None if g is None else net_tape.gradient(derained, kernel, output_gradients=g * scale)
             norms.append(tf.zeros([]) if grad is None else tf.norm(tf.cast(grad, tf.float32)) / scale)
         return norms
 
@@ -135,19 +149,28 @@ class MultiTaskTrainer(keras.Model):
     def train_step(self, data):
         rainy, clean, _ = keras.utils.unpack_x_y_sample_weight(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape(persistent=self.track_grad_norms) as tape:
+        per_task = self.track_grad_norms
+        with tf.GradientTape(persistent=per_task) as net_tape:
             derained = self.net(rainy, training=True)
+        with tf.GradientTape(persistent=per_task) as loss_tape:
+            loss_tape.watch(derained)
             task_losses = self.task_losses(clean, derained)
-            norms = None
-            if self.track_grad_norms:
-                with tape.stop_recording():
-                    norms = self._grad_norms(tape, task_losses)
-            weights = self._weights(task_losses, norms)
+            with tf.name_scope("task_weighting"):
+                norms = output_grads = None
+                if per_task:
+                    output_grads = [loss_tape.gradient(loss, derained) for loss in task_losses]
+                    norms = self._grad_norms(net_tape, derained, output_grads)
+                weights = self._weights(task_losses, norms)
             total = tf.add_n([w * l for w, l in zip(weights, task_losses)])
-            scaled = self.optimizer.scale_loss(total / replicas)
+        if per_task:
+            d_total = tf.add_n([w * g for w, g in zip(weights, output_grads) if g is not None])
+        else:
+            d_total = loss_tape.gradient(total, derained)
+        del loss_tape
+        d_total = d_total * (self._loss_scale() / replicas)
         variables = self.net.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        del tape
+        grads = net_tape.gradient(derained, variables, output_gradients=d_total)
+        del net_tape
         self.optimizer.apply_gradients(zip(grads, variables))
 
         self.total_tracker.update_state(total)

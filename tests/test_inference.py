@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from menet_tf.layers import FusedBatchNorm
 from menet_tf import inference as I
 from menet_tf.model import build_derain_net
 
@@ -172,7 +173,7 @@ def randomize_bn(net, seed):
     CA's sigmoid is not saturated), then perturbed at random, as are gamma and beta; layer5's kernel is
     scaled so the residual is photo-sized (~10 grey levels) rather than ~1."""
     rng = np.random.default_rng(seed)
-    bns = [layer for layer in net._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    bns = [layer for layer in net._flatten_layers() if isinstance(layer, FusedBatchNorm)]
     assert len(bns) >= 11
     for bn in bns:
         bn.momentum = 0.0

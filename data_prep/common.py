@@ -140,6 +140,8 @@ def split_data(data_dir, out_dir: str, test_fraction: float, seed: int = 0, rain
             entries.append({"key": names[i], "rainy": rainy, "clean": clean,
                             "source_rainy": os.path.abspath(rp), "source_clean": os.path.abspath(cp)})
         record[side] = entries
-    with open(os.path.join(out_dir, SPLIT_FILE), "w") as f:
+    from menet_tf.atomic import atomic_write
+
+    with atomic_write(os.path.join(out_dir, SPLIT_FILE)) as f:
         json.dump(record, f, indent=1)
     return record

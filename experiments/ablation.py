@@ -22,12 +22,12 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 import time
 
 from absl import app, flags
 
 from experiments.cliutil import usage_error
+from menet_tf.atomic import atomic_write
 
 flags.DEFINE_enum("preset", "none", ["none", "demo"], "demo: built-in synthetic data and a short schedule.")
 flags.DEFINE_enum("table", "table1", ["table1", "table2", "table4"], "Which table's flagfiles to run.")
@@ -158,7 +158,7 @@ def write_table(table: str, summaries: dict, input_summary: dict, output_dir: st
             "train_seconds": s.get("train_seconds"),
         })
     csv_path = os.path.join(output_dir, "table.csv")
-    with open(csv_path, "w", newline="") as f:
+    with atomic_write(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, header)
         writer.writeheader()
         writer.writerows(records)
@@ -187,7 +187,7 @@ def write_table(table: str, summaries: dict, input_summary: dict, output_dir: st
             f"| {pub_h} | {pub_l} |"
         )
     md_path = os.path.join(output_dir, "table.md")
-    with open(md_path, "w") as f:
+    with atomic_write(md_path) as f:
         f.write("\n".join(lines) + "\n")
     return md_path, csv_path
 

@@ -238,8 +238,7 @@ def save_config(config: TrainConfig, model_dir: str) -> None:
     """Write model_dir/config.json (the training config; it also carries the net's keys)."""
     from menet_tf.model import CONFIG_FILE
 
+    from menet_tf import atomic
+
     os.makedirs(model_dir, exist_ok=True)
-    path = os.path.join(model_dir, CONFIG_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(config.to_json(), f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    atomic.write_text(os.path.join(model_dir, CONFIG_FILE), json.dumps(config.to_json(), indent=2, sort_keys=True))

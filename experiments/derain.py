@@ -7,7 +7,9 @@ r"""De-rain real photos of any size with a trained model directory or an exporte
 ``output_dir/foo.png`` (``foo_side_by_side.png``, rainy | de-rained, with --side_by_side); when two inputs
 share a stem (``foo.jpg``, ``foo.png``) both are named ``foo_jpg.png``, ``foo_png.png``. EXIF orientation
 is applied. A file that cannot be read or processed is reported by name and skipped; the others are
-still written, a summary lists the failures, and the exit status is 1 if any failed.
+still written, a summary lists the failures, and the exit status is 1 if any failed. Every output is
+written whole or not at all (a temporary name, then a rename): after a crash, re-running with
+--skip_existing de-rains only the inputs whose outputs are missing.
 
 Tiling: images larger than --tile are de-rained in overlapping tiles of at most --tile x --tile pixels
 (memory bounded by the tile, not the image), blended over --tile_overlap pixels (default: auto, from the
@@ -41,6 +43,8 @@ flags.DEFINE_integer("tile_overlap", -1, "pixels shared by adjacent tiles (round
 flags.DEFINE_bool("side_by_side", False, "also write foo_side_by_side.png (rainy | de-rained)")
 flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir only)")
 flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU / mixed_bfloat16 on CPU (--model_dir only)")
+flags.DEFINE_bool("skip_existing", False, "skip inputs whose outputs are already in --output_dir (every output "
+                  "is written whole or not at all, so after a crash a re-run with this flag does the rest)")
 flags.DEFINE_bool("compare_whole", False, "diagnostic: also de-rain each tiled image whole and print how much the two differ")
 flags.mark_flags_as_required(["input", "output_dir"])
 
@@ -181,6 +185,7 @@ def main(argv):
     import numpy as np
 
     from menet_tf import inference
+    from menet_tf.atomic import crash_point, remove_partials
     from menet_tf.imageio import read_image, write_image
     from menet_tf.progress import progress_bar
 
@@ -196,6 +201,9 @@ def main(argv):
         usage_error(f"--tile={tile}: exact tiles with channel attention need --tile >= {2 * inference.CA_MARGIN + multiple}")
     names = output_names(paths)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    removed = remove_partials(FLAGS.output_dir)
+    if removed:
+        print(f"removed {len(removed)} partial file(s) an interrupted run left in {FLAGS.output_dir}")
     print(f"model: {desc}")
     if tile:
         local_exact = inference.default_margin(overlap) >= radius
@@ -214,9 +222,15 @@ def main(argv):
     failed: list[tuple[str, str]] = []
     written = 0
     t_start = time.perf_counter()
+    skipped = 0
     for k, path in enumerate(paths, 1):
         name = os.path.basename(path)
         print(f"[{k}/{len(paths)}] {name}", end="", flush=True)
+        outputs = [names[path] + ".png"] + ([names[path] + "_side_by_side.png"] if FLAGS.side_by_side else [])
+        if FLAGS.skip_existing and all(os.path.isfile(os.path.join(FLAGS.output_dir, o)) for o in outputs):
+            print(f": {', '.join(outputs)} already there, skipped", flush=True)
+            skipped += 1
+            continue
         try:
             rainy = read_image(path, exif_transpose=True)
             h, w = rainy.shape[:2]
@@ -240,9 +254,11 @@ def main(argv):
                 derained = to_uint8(run_whole(fn, rainy))
                 bar.update(1)
             stem = names[path]
-            write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained)
+            during = lambda: crash_point("derain_during_write", k - 1)  # noqa: E731 - crash tests only
+            write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained, before_rename=during)
             if FLAGS.side_by_side:
-                write_image(os.path.join(FLAGS.output_dir, stem + "_side_by_side.png"), np.concatenate([rainy, derained], axis=1))
+                write_image(os.path.join(FLAGS.output_dir, stem + "_side_by_side.png"),
+                            np.concatenate([rainy, derained], axis=1), before_rename=during)
             written += 1
             print(f"  -> {stem}.png ({time.perf_counter() - t0:.1f} s)", flush=True)
         except Exception as e:  # noqa: BLE001 - report any failure by file name and go on
@@ -250,7 +266,8 @@ def main(argv):
             print(f"\n  FAILED {reason}", flush=True)
             failed.append((path, reason))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-    print(f"done: {written} of {len(paths)} images written to {FLAGS.output_dir} in {time.perf_counter() - t_start:.1f} s; "
+    already = f" ({skipped} skipped: already there)" if skipped else ""
+    print(f"done: {written} of {len(paths)} images written to {FLAGS.output_dir}{already} in {time.perf_counter() - t_start:.1f} s; "
           f"peak memory (max RSS of this process) {peak_mb:.0f} MB")
     if failed:
         print(f"{len(failed)} failed:")

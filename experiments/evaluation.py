@@ -43,6 +43,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from experiments.cliutil import check_writable
+from menet_tf.atomic import atomic_write
 
 PROTOCOLS = ("paper", "standard")
 SUMMARY_FILE = "summary.json"
@@ -88,7 +89,7 @@ def normalize_protocols(protocols) -> tuple[str, ...]:
 
 
 def _write_rows(path: str, header: Sequence[str], rows) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
         for row in rows:
@@ -341,10 +342,8 @@ def evaluate_model(
             _write_rows(os.path.join(output_dir, PAPER_CROP_CSV), ("name", "crop", "psnr", "ssim"), crop_rows)
             _write_rows(os.path.join(output_dir, PAPER_IMAGE_CSV), ("name", "psnr", "ssim"),
                         per_image_means(crop_rows))
-        tmp = os.path.join(output_dir, SUMMARY_FILE + ".tmp")
-        with open(tmp, "w") as f:
+        with atomic_write(os.path.join(output_dir, SUMMARY_FILE)) as f:
             json.dump(summary, f, indent=2)
-        os.replace(tmp, os.path.join(output_dir, SUMMARY_FILE))
     return summary
 
 

@@ -58,8 +58,6 @@ def main(argv):
     if len(argv) > 1:
         usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
     _check_flags()
-    import shutil
-
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel writer logs every asset at INFO
@@ -76,8 +74,7 @@ def main(argv):
         net = load_net(FLAGS.model_dir)
     except (OSError, ValueError, KeyError) as e:
         sys.exit(f"error: cannot load {FLAGS.model_dir}: {e}")
-    if os.path.isdir(FLAGS.export_dir) and FLAGS.overwrite:
-        shutil.rmtree(FLAGS.export_dir)
+    # --overwrite: the new folder replaces the old one only once it is complete (menet_tf.atomic)
     info = export.export_saved_model(net, FLAGS.export_dir, config, jit_compile=FLAGS.jit_compile)
     print(f"wrote SavedModel {FLAGS.export_dir} (net {info['net_config']}, multiple {info['required_multiple']}, policy {policy})")
     print(export.describe_signatures(FLAGS.export_dir))

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from experiments import evaluation as ev
+from menet_tf.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ _PROTOCOL_TEXT = {"standard": "standard protocol: whole images, uint8, Y channel
                   "paper": "paper protocol: mean of each image's 10 crops, RGB float"}
 DPI = 120
 
+
+
+def _save(fig, path: str) -> None:
+    """Save a figure whole or not at all (format from the final name's extension)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".").lower() or "png")
 
 def load_eval(eval_dir: str) -> dict:
     """summary.json of ``eval_dir`` plus ``"dir"`` and ``"rows"`` ({protocol: per-image rows})."""
@@ -106,7 +113,7 @@ def fig8_psnr_hist(evals: Sequence[dict], names: Sequence[str], protocol: str, p
     axes[-1].set_xlabel("PSNR (dB)")
     dataset = evals[0].get("dataset", "")
     fig.suptitle(f"Per-image PSNR on {dataset} ({_PROTOCOL_TEXT[protocol]})", fontsize=11)
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -123,7 +130,7 @@ def fig9_ssim_box(evals: Sequence[dict], names: Sequence[str], protocol: str, pa
     ax.grid(axis="y", alpha=0.3)
     dataset = evals[0].get("dataset", "")
     ax.set_title(f"Per-image SSIM on {dataset}\n({_PROTOCOL_TEXT[protocol]})", fontsize=10)
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 
@@ -196,7 +203,7 @@ def fig10_grid(evals: Sequence[dict], names: Sequence[str], path: str, max_rows:
                 ax.set_ylabel(row["name"], fontsize=9)
     fig.suptitle(f"{evals[0].get('dataset', '')}: rainy | de-rained | clean "
                  "(per-image PSNR / SSIM, standard protocol)", fontsize=11)
-    fig.savefig(path)
+    _save(fig, path)
     return path
 
 

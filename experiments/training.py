@@ -3,19 +3,21 @@
 model_dir layout:
   config.json        the TrainConfig it was trained with (also read by menet_tf.model.load_net)
   net.weights.h5     the de-raining net after the last finished epoch
-  ckpt/              tf.train.Checkpoint of net + optimizer + epoch (re-running the command resumes)
+  ckpt/              tf.train.Checkpoint of net + optimizer + epoch + history (re-running the command resumes)
   history.csv        one row per epoch: every task loss and weight, gradient norms, lr, val PSNR/SSIM
   logs/              TensorBoard
   training_curves.png  task weights and losses over training
 
 Resume is exact: the data order of epoch e is a pure function of (seed, e), and the checkpoint holds
-the optimizer's step counter (hence the scheduled learning rate) and moments.
+the optimizer's step counter (hence the scheduled learning rate) and moments. A run killed at any moment
+and re-run ends with the same files as one never killed: see "the epoch's commit point" below.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -25,11 +27,14 @@ import tensorflow as tf
 from absl import logging
 
 from experiments.config import TrainConfig, save_config
+from menet_tf import atomic
 from menet_tf import data as data_lib
-from menet_tf.model import build_derain_net, save_net
+from menet_tf.atomic import crash_point
+from menet_tf.model import build_derain_net, save_weights
 from menet_tf.trainer import MultiTaskTrainer, make_optimizer
 
 CKPT_DIR = "ckpt"
+LOGS_DIR = "logs"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "training_curves.png"
 
@@ -57,40 +62,146 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: checkpoint (net, optimizer, epoch), net weights and config; atomic enough that a
-    crash loses at most the epoch in progress."""
+# ------------------------------------------------------------------------------ the epoch's commit point
+#
+# A model_dir is consistent whenever training is killed. After every epoch, in this order:
+#   1. the checkpoint (net, optimizer, epoch counter and the whole history, as one string variable) is
+#      written under a new prefix, then ``ckpt/checkpoint`` is pointed at it in one atomic rename: the
+#      commit point;
+#   2. the files derived from it are rewritten whole (temporary name, then rename): net.weights.h5,
+#      history.csv, the TensorBoard logs (made from the history) and training_curves.png.
+# A kill before 1's rename loses the epoch in progress, which a re-run repeats exactly (the data order is
+# a function of (seed, epoch)); a kill after it leaves derived files an epoch behind, and every re-run
+# first restores the checkpoint and rewrites them from it (:func:`repair_model_dir`), also when the run
+# is already complete, and removes what killed writers left (temporaries, unreferenced checkpoint files).
 
-    def __init__(self, manager, epoch_var, net, model_dir, config):
+CRASH_POINTS = ("before_checkpoint", "during_checkpoint", "after_checkpoint", "during_weights", "after_weights",
+                "during_history", "after_history", "during_tensorboard", "after_tensorboard", "after_curves")
+
+
+def latest_checkpoint(model_dir: str) -> str | None:
+    return tf.train.latest_checkpoint(os.path.join(model_dir, CKPT_DIR))
+
+
+def remove_unreferenced_checkpoints(ckpt_dir: str) -> list[str]:
+    """Delete checkpoint files that ``ckpt_dir/checkpoint`` does not list (older ones, and the partial
+    writes of a killed save); returns their names."""
+    state = tf.train.get_checkpoint_state(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+    if state is None:
+        return []
+    keep = {os.path.basename(p) for p in [*state.all_model_checkpoint_paths, state.model_checkpoint_path]}
+    removed = []
+    for name in sorted(os.listdir(ckpt_dir)):
+        if name == "checkpoint" or any(name.startswith(k + ".") for k in keep):
+            continue
+        path = os.path.join(ckpt_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        removed.append(name)
+    return removed
+
+
+def commit_checkpoint(ckpt: tf.train.Checkpoint, model_dir: str, epochs_done: int, keep: int = 2) -> str:
+    """Write the checkpoint of ``epochs_done`` epochs, then make it the latest in one atomic rename of
+    ``ckpt/checkpoint`` (the commit); keep the ``keep`` newest."""
+    ckpt_dir = os.path.join(model_dir, CKPT_DIR)
+    prefix = ckpt.write(os.path.join(ckpt_dir, f"ckpt-{epochs_done}"))
+    crash_point("during_checkpoint", epochs_done - 1)
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    previous = [p for p in (state.all_model_checkpoint_paths if state else []) if p != prefix]
+    kept = previous[len(previous) - (keep - 1):] if keep > 1 else []
+    tf.compat.v1.train.update_checkpoint_state(ckpt_dir, prefix, all_model_checkpoint_paths=kept + [prefix])
+    remove_unreferenced_checkpoints(ckpt_dir)
+    return prefix
+
+
+def write_history(path: str, rows: list[dict], before_rename=None) -> None:
+    """history.csv, whole: one row per epoch, the header the union of all keys ("epoch" first)."""
+    import csv
+
+    keys = ["epoch"] + sorted({k for r in rows for k in r} - {"epoch"})
+    with atomic.atomic_write(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, keys, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        if before_rename is not None:
+            before_rename()
+
+
+def write_tensorboard(model_dir: str, rows: list[dict], before_rename=None) -> None:
+    """Rewrite ``logs/`` from the history: ``logs/train`` gets ``epoch_<key>`` for every logged value,
+    ``logs/validation`` ``epoch_<key>`` for every ``val_<key>``; step = the epoch (0-based), as Keras'
+    TensorBoard callback writes them. A new folder swapped in whole, so it always equals history.csv."""
+    with atomic.atomic_path(os.path.join(model_dir, LOGS_DIR)) as tmp:
+        os.makedirs(tmp)
+        for split in ("train", "validation"):
+            writer = tf.summary.create_file_writer(os.path.join(tmp, split))
+            with writer.as_default():
+                for row in rows:
+                    for key, value in row.items():
+                        if key == "epoch" or value in ("", None) or key.startswith("val_") != (split == "validation"):
+                            continue
+                        tag = "epoch_" + (key[4:] if split == "validation" else key)
+                        tf.summary.scalar(tag, float(value), step=int(row["epoch"]))
+            writer.close()
+        if before_rename is not None:
+            before_rename()
+
+
+def write_derived_files(model_dir: str, net: keras.Model, rows: list[dict], epoch: int | None = None) -> None:
+    """net.weights.h5, history.csv, logs/ and training_curves.png from the net and the history (each whole)."""
+    save_weights(net, model_dir, before_rename=lambda: crash_point("during_weights", epoch))
+    crash_point("after_weights", epoch)
+    write_history(os.path.join(model_dir, HISTORY_FILE), rows, lambda: crash_point("during_history", epoch))
+    crash_point("after_history", epoch)
+    write_tensorboard(model_dir, rows, lambda: crash_point("during_tensorboard", epoch))
+    crash_point("after_tensorboard", epoch)
+    if rows:
+        try:
+            plot_training_curves(model_dir)
+        except Exception as e:  # noqa: BLE001 - a plot must never lose a training run
+            logging.warning("could not plot training curves: %s", e)
+    crash_point("after_curves", epoch)
+
+
+def repair_model_dir(model_dir: str, net: keras.Model, rows: list[dict]) -> list[str]:
+    """Before anything else in a re-run, with ``net`` restored from the latest checkpoint and ``rows`` its
+    history: remove temporaries and unreferenced checkpoint files, rewrite the derived files. Returns the
+    names removed."""
+    removed = atomic.remove_partials(model_dir, legacy=True) + remove_unreferenced_checkpoints(os.path.join(model_dir, CKPT_DIR))
+    write_derived_files(model_dir, net, rows)
+    if removed:
+        print(f"{model_dir}: removed what an interrupted run left: {', '.join(removed)}", flush=True)
+    return removed
+
+
+class EpochCommit(keras.callbacks.Callback):
+    """After every epoch: the commit point, then the derived files (see above)."""
+
+    def __init__(self, ckpt, epoch_var, history_var, rows, net, model_dir):
         super().__init__()
-        self.manager, self.epoch_var, self.net = manager, epoch_var, net
-        self.model_dir, self.config = model_dir, config
+        self.ckpt, self.epoch_var, self.history_var = ckpt, epoch_var, history_var
+        self.rows, self.net, self.model_dir = list(rows), net, model_dir
 
     def on_epoch_end(self, epoch, logs=None):
+        rows = self.rows + [{"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}]
+        crash_point("before_checkpoint", epoch)
         self.epoch_var.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
-        save_net(self.net, self.model_dir, self.config.to_json())
+        self.history_var.assign(json.dumps(rows))
+        commit_checkpoint(self.ckpt, self.model_dir, epoch + 1)
+        self.rows = rows
+        crash_point("after_checkpoint", epoch)
+        write_derived_files(self.model_dir, self.net, rows, epoch)
 
 
-class HistoryCSV(keras.callbacks.Callback):
-    """history.csv with one row per epoch and a stable header (the union of all keys seen), rewritten
-    atomically after every epoch; a resumed run keeps the earlier rows (only those before its start)."""
-
-    def __init__(self, path: str, start_epoch: int):
-        super().__init__()
-        self.path = path
-        self.rows = [r for r in read_history(path) if int(r["epoch"]) < start_epoch] if start_epoch else []
-
-    def on_epoch_end(self, epoch, logs=None):
-        import csv
-
-        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
-        keys = ["epoch"] + sorted({k for r in self.rows for k in r} - {"epoch"})
-        with open(self.path + ".tmp", "w", newline="") as f:
-            writer = csv.DictWriter(f, keys, restval="")
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(self.path + ".tmp", self.path)
+def history_rows(history_var: tf.Variable, model_dir: str, start_epoch: int) -> list[dict]:
+    """The history of the restored checkpoint; for a checkpoint written before the history was kept in
+    it, the rows of history.csv before ``start_epoch``."""
+    text = history_var.numpy().decode()
+    if text:
+        return [r for r in json.loads(text) if int(r["epoch"]) < start_epoch]
+    rows = [r for r in read_history(os.path.join(model_dir, HISTORY_FILE)) if int(r["epoch"]) < start_epoch]
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items() if v not in ("", None)} for r in rows]
 
 
 def read_history(path: str) -> list[dict]:
@@ -172,15 +283,20 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
     with strategy.scope():
         trainer = build_trainer(config, steps_per_epoch=steps)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        ckpt = tf.train.Checkpoint(net=trainer.net, optimizer=trainer.optimizer, epoch=epoch_var)
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(model_dir, CKPT_DIR), max_to_keep=2)
-    if manager.latest_checkpoint:
+    history_var = tf.Variable("", dtype=tf.string, trainable=False, name="history")  # JSON rows
+    ckpt = tf.train.Checkpoint(net=trainer.net, optimizer=trainer.optimizer, epoch=epoch_var, history=history_var)
+    _ = ckpt.save_counter  # create it, so that Checkpoint.write stores it (CheckpointManager.save did)
+    restored = latest_checkpoint(model_dir)
+    if restored:
         check_same_config(config, model_dir)  # before restoring: a different net would fail obscurely
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"resuming from {manager.latest_checkpoint}: epoch {int(epoch_var.numpy())}, "
+        ckpt.restore(restored).assert_existing_objects_matched()
+        print(f"resuming from {restored}: epoch {int(epoch_var.numpy())}, "
               f"step {int(trainer.optimizer.iterations.numpy())}", flush=True)
     start_epoch = int(epoch_var.numpy())
     save_config(config, model_dir)
+    rows = history_rows(history_var, model_dir, start_epoch)
+    if restored:  # the files derived from the checkpoint may be an epoch behind it, or half written
+        repair_model_dir(model_dir, trainer.net, rows)
 
     n_params = sum(int(np.prod(v.shape)) for v in trainer.net.trainable_variables)
     print("configuration:\n" + json.dumps(config.to_json(), indent=2, sort_keys=True), flush=True)
@@ -194,9 +310,7 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
                                           config.epochs, steps)
     callbacks = [
         LearningRateLogger(),
-        EpochCheckpoint(manager, epoch_var, trainer.net, model_dir, config),
-        HistoryCSV(os.path.join(model_dir, HISTORY_FILE), start_epoch),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
+        EpochCommit(ckpt, epoch_var, history_var, rows, trainer.net, model_dir),
     ]
     t0 = time.time()
     history = trainer.fit(
@@ -211,10 +325,6 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
         verbose=verbose,
     )
     print(f"trained epochs {start_epoch} -> {config.epochs} in {time.time() - t0:.1f} s", flush=True)
-    try:
-        plot_training_curves(model_dir)
-    except Exception as e:  # noqa: BLE001 - a plot must never lose a finished training run
-        logging.warning("could not plot training curves: %s", e)
     return trainer, history.history
 
 
@@ -312,7 +422,8 @@ def plot_training_curves(model_dir: str) -> str:
     fig.suptitle(os.path.basename(os.path.normpath(model_dir)))
     fig.tight_layout()
     path = os.path.join(model_dir, CURVES_FILE)
-    fig.savefig(path, dpi=90)
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return path
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from menet_tf import inference
+from menet_tf import atomic, inference
 from menet_tf.model import required_multiple
 
 SIGNATURE_FLOAT = "serve"
@@ -69,7 +69,6 @@ def export_saved_model(
     archive.track(net)
     archive.add_endpoint(SIGNATURE_FLOAT, serve)  # first endpoint: also "serving_default"
     archive.add_endpoint(SIGNATURE_UINT8, serve_uint8)
-    archive.write_out(export_dir, verbose=verbose)
     info = {
         "format": "menet-tf SavedModel",
         "net_config": {k: config[k] for k in ("num_res_blocks", "channel_attention", "ca_variant") if k in config},
@@ -85,8 +84,11 @@ def export_saved_model(
         },
         "tensorflow_version": tf.__version__,
     }
-    with open(os.path.join(export_dir, EXPORT_INFO_FILE), "w") as f:
-        json.dump(info, f, indent=2)
+    # the folder appears whole (SavedModel and info file) or not at all: written under a temporary name
+    with atomic.atomic_path(export_dir) as tmp:
+        archive.write_out(tmp, verbose=verbose)
+        with open(os.path.join(tmp, EXPORT_INFO_FILE), "w") as f:
+            json.dump(info, f, indent=2)
     return info
 
 
@@ -128,7 +130,7 @@ def export_tflite(export_dir: str, tflite_path: str) -> int:
     """
     converter = tf.lite.TFLiteConverter.from_saved_model(export_dir, signature_keys=[SIGNATURE_FLOAT])
     data = converter.convert()
-    with open(tflite_path, "wb") as f:
+    with atomic.atomic_write(tflite_path, "wb") as f:
         f.write(data)
     return len(data)
 

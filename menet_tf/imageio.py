@@ -114,11 +114,18 @@ def _to_rgb_uint8(img: Image.Image, path: str) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def write_image(path: str, image) -> None:
-    """Write an H x W x 3 image (uint8, or float 0..255 rounded and clipped) as PNG/JPEG by extension."""
+def write_image(path: str, image, before_rename=None) -> None:
+    """Write an H x W x 3 image (uint8, or float 0..255 rounded and clipped) as PNG/JPEG by extension,
+    whole or not at all (a temporary name in the same folder, then a rename; ``before_rename()`` runs
+    between the two, for crash tests)."""
+    from menet_tf import atomic
+
     a = np.asarray(image)
     if a.dtype != np.uint8:
         a = np.clip(np.round(a.astype(np.float64)), 0, 255).astype(np.uint8)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    Image.fromarray(a).save(path)
+    with atomic.atomic_path(path) as tmp:
+        Image.fromarray(a).save(tmp)
+        if before_rename is not None:
+            before_rename()

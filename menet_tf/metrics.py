@@ -260,7 +260,9 @@ class MetricAccumulator:
         """Write ``name,psnr,ssim`` rows (and a final ``mean`` row unless ``include_mean=False``)."""
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
-        with open(path, "w", newline="") as f:
+        from menet_tf.atomic import atomic_write
+
+        with atomic_write(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["name", "psnr", "ssim"])
             for r in self.rows:

@@ -21,6 +21,7 @@ import os
 
 import keras
 
+from menet_tf import atomic
 from menet_tf import layers as L
 
 NET_CONFIG_KEYS = ("num_res_blocks", "channel_attention", "ca_variant")
@@ -84,15 +85,19 @@ def save_net(net: keras.Model, model_dir: str, config: dict) -> None:
     if missing:
         raise ValueError(f"config lacks the net keys {missing}")
     os.makedirs(model_dir, exist_ok=True)
-    cfg_path = os.path.join(model_dir, CONFIG_FILE)
-    tmp = cfg_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    os.replace(tmp, cfg_path)
-    weights = os.path.join(model_dir, WEIGHTS_FILE)
-    tmp_w = os.path.join(model_dir, "tmp_" + WEIGHTS_FILE)
-    net.save_weights(tmp_w)
-    os.replace(tmp_w, weights)
+    atomic.write_text(os.path.join(model_dir, CONFIG_FILE), json.dumps(config, indent=2, sort_keys=True))
+    save_weights(net, model_dir)
+
+
+def save_weights(net: keras.Model, model_dir: str, before_rename=None) -> str:
+    """Write ``model_dir/net.weights.h5`` whole or not at all (a temporary name, then a rename);
+    ``before_rename()`` runs between the two (crash-point tests)."""
+    path = os.path.join(model_dir, WEIGHTS_FILE)
+    with atomic.atomic_path(path) as tmp:
+        net.save_weights(tmp)
+        if before_rename is not None:
+            before_rename()
+    return path
 
 
 def read_config(model_dir: str) -> dict:

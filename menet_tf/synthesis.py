@@ -288,7 +288,9 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
             manifest.append([idx, os.path.basename(path), variant, style, seed])
             if bar is not None:
                 bar.update(idx)
-    with open(os.path.join(out_dir, "manifest.csv"), "w", newline="") as f:
+    from menet_tf.atomic import atomic_write
+
+    with atomic_write(os.path.join(out_dir, "manifest.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "source", "variant", "style", "seed"])
         w.writerows(manifest)

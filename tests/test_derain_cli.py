@@ -134,3 +134,37 @@ def test_channel_attention_model_dir_tiles_exactly(tmp_path):
     assert np.abs(got - want).max() <= 0.5 + 1e-3
     one_pass = inference.derain_tiled(inference.padded_fn(net, 16), rainy, tile=192, overlap=96, multiple=16)
     assert np.abs(one_pass - want).max() > 1.0
+
+
+def test_a_derain_killed_mid_folder_and_rerun_with_skip_existing_writes_every_output_once(model_dir, tmp_path):
+    """SIGKILL while the 3rd of 6 outputs is being written (forced with MENET_CRASH_AT): no truncated or
+    partial PNG remains; the re-run with --skip_existing de-rains only the 4 missing ones, and every output
+    equals the net's own result."""
+    import signal
+
+    from menet_tf.atomic import CRASH_ENV, PARTIAL_PREFIX
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    images = {f"p{i}": photo(40 + 4 * i, 52, seed=20 + i) for i in range(6)}
+    for stem, image in images.items():
+        Image.fromarray(image).save(src / f"{stem}.png")
+    env = {**ENV, CRASH_ENV: "derain_during_write@2"}
+    cmd = [sys.executable, "-m", "experiments.derain", f"--input={src}", f"--output_dir={out}",
+           f"--model_dir={model_dir}", "--tile=0"]
+    killed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    whole = sorted(n for n in os.listdir(out) if not n.startswith(PARTIAL_PREFIX))
+    assert whole == ["p0.png", "p1.png"]  # the 3rd was killed before its rename
+    assert any(n.startswith(PARTIAL_PREFIX) for n in os.listdir(out))  # what the killed writer left
+    first = {n: os.stat(out / n).st_mtime_ns for n in whole}
+    rerun = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--tile=0", "--skip_existing")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert rerun.stdout.count("already there, skipped") == 2 and rerun.stdout.count("  -> ") == 4
+    assert sorted(os.listdir(out)) == sorted(f"{s}.png" for s in images)  # the partial file is gone
+    assert {n: os.stat(out / n).st_mtime_ns for n in whole} == first  # written once, not again
+    net = load_net(model_dir)
+    for stem, image in images.items():
+        got = np.asarray(Image.open(out / f"{stem}.png"))
+        want = np.clip(np.round(reference_derain(net, image, 4)), 0, 255)
+        assert np.abs(got.astype(int) - want).max() <= 1, stem

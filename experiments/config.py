@@ -111,6 +111,8 @@ class TrainConfig:
                 raise ValueError(f"--vgg19_weights: {self.vgg19_weights}: no such file")
         if self.distribution not in DISTRIBUTIONS:
             raise ValueError(f"--distribution must be one of {DISTRIBUTIONS}")
+        if self.distribution == "multi_worker":
+            check_tf_config()
         multiple = 16 if self.channel_attention else 4
         for name in ("num_res_blocks", "batch_size", "epochs", "crop_size", "lr_decay_epochs", "val_every"):
             if getattr(self, name) < 1:
@@ -222,6 +224,36 @@ def load_flagfile(path: str, *extra_args: str) -> TrainConfig:
     define_train_flags(fv)
     fv(["load_flagfile", f"--flagfile={path}", *extra_args])
     return config_from_flags(fv)
+
+
+TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:23456", "host2:23456"]}, '
+                     '"task": {"type": "worker", "index": 0}}')
+
+
+def check_tf_config(environ=None) -> None:
+    """--distribution=multi_worker needs TF_CONFIG naming the cluster and this process's task (or a Slurm
+    job, whose SlurmClusterResolver gives them): ValueError with one line otherwise."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get("TF_CONFIG")
+    if not raw:
+        if "SLURM_PROCID" in environ:
+            return
+        raise ValueError(f"--distribution=multi_worker: TF_CONFIG is not set (each worker needs e.g. "
+                         f"TF_CONFIG='{TF_CONFIG_EXAMPLE}' with its own index; see docs/distributed.md)")
+    try:
+        cfg = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--distribution=multi_worker: TF_CONFIG is not valid JSON ({e}): {raw[:200]!r}") from None
+    cluster = cfg.get("cluster") if isinstance(cfg, dict) else None
+    task = cfg.get("task") if isinstance(cfg, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(v, list) and v and all(isinstance(a, str) and ":" in a for a in v) for v in cluster.values()):
+        raise ValueError('--distribution=multi_worker: TF_CONFIG needs "cluster": {"worker": ["host:port", ...]} '
+                         f"(got {raw[:200]!r})")
+    if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int) \
+            or not 0 <= task["index"] < len(cluster[task["type"]]):
+        raise ValueError('--distribution=multi_worker: TF_CONFIG needs "task": {"type": one of '
+                         f'{sorted(cluster)}, "index": 0..n-1}} for this process (got {json.dumps(task)})')
 
 
 def row_flagfile(row: str, table: str = "table1") -> str:

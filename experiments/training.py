@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 import keras
@@ -55,11 +56,32 @@ def mixed_precision_policy() -> str:
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
+    """default: one device. mirrored: every local GPU, else every logical CPU device. multi_worker:
+    MultiWorkerMirroredStrategy over the cluster in TF_CONFIG, or the Slurm job's (SlurmClusterResolver)
+    when TF_CONFIG is unset inside one."""
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+            [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG") and "SLURM_PROCID" in os.environ:
+            resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def worker_role(strategy: tf.distribute.Strategy) -> tuple[bool, str]:
+    """(is_chief, name) of this process: the chief is task "chief", or worker 0 when the cluster has no
+    chief; a single process is the chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or not task_type:
+        return True, "chief"
+    task_id = int(resolver.task_id or 0)
+    cluster = resolver.cluster_spec().as_dict()
+    chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    return chief, f"{task_type}{task_id}"
 
 
 # ------------------------------------------------------------------------------ the epoch's commit point
@@ -280,6 +302,19 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
         val_ds = data_lib.make_paper_eval_dataset(config.val_dir, crop_size=config.crop_size, batch_size=config.batch_size)
 
     strategy = make_strategy(config.distribution)
+    chief, role = worker_role(strategy)
+    # Only the chief writes the model_dir. The other workers take part in every save (reading mirrored
+    # variables may need their collectives) into a folder of their own, removed at the end (TensorFlow's
+    # multi-worker pattern); all restore the chief's checkpoint (a file system shared by the workers).
+    write_dir = model_dir if chief else tempfile.mkdtemp(prefix=f"menet-{role}-")
+    try:
+        return _train(config, model_dir, write_dir, chief, strategy, rainy, clean, n, steps, val_ds, verbose)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _train(config, model_dir, write_dir, chief, strategy, rainy, clean, n, steps, val_ds, verbose):
     with strategy.scope():
         trainer = build_trainer(config, steps_per_epoch=steps)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -293,10 +328,11 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
         print(f"resuming from {restored}: epoch {int(epoch_var.numpy())}, "
               f"step {int(trainer.optimizer.iterations.numpy())}", flush=True)
     start_epoch = int(epoch_var.numpy())
-    save_config(config, model_dir)
+    if chief:
+        save_config(config, model_dir)
     rows = history_rows(history_var, model_dir, start_epoch)
     if restored:  # the files derived from the checkpoint may be an epoch behind it, or half written
-        repair_model_dir(model_dir, trainer.net, rows)
+        repair_model_dir(write_dir, trainer.net, rows)
 
     n_params = sum(int(np.prod(v.shape)) for v in trainer.net.trainable_variables)
     print("configuration:\n" + json.dumps(config.to_json(), indent=2, sort_keys=True), flush=True)
@@ -310,7 +346,7 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
                                           config.epochs, steps)
     callbacks = [
         LearningRateLogger(),
-        EpochCommit(ckpt, epoch_var, history_var, rows, trainer.net, model_dir),
+        EpochCommit(ckpt, epoch_var, history_var, rows, trainer.net, write_dir),
     ]
     t0 = time.time()
     history = trainer.fit(

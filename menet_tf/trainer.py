@@ -112,6 +112,23 @@ class MultiTaskTrainer(keras.Model):
     def call(self, inputs, training=None):
         return self.net(inputs, training=training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras (3.15) builds a model created under a strategy from its first distributed batch, reduced
+        with ``strategy.reduce("MEAN", (x, y))``; MultiWorkerMirroredStrategy cannot reduce a tuple
+        ("Attempt to convert a value (PerReplica...) to a Tensor"), so multi-worker training stopped
+        before its first step. Only shapes and dtypes matter here: build from this worker's first
+        replica's part of the batch instead. (Keras resets the epoch iterator afterwards, so no batch is
+        consumed.)"""
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is not None and iterator is not None and data_batch is None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v, next(it))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # -- the step ---------------------------------------------------------------------------------------
 
     def task_losses(self, clean, derained) -> list[tf.Tensor]:
@@ -194,4 +211,15 @@ class MultiTaskTrainer(keras.Model):
 
     @staticmethod
     def _results(*trackers):
-        return {t.name: t.result() for t in trackers}
+        """Each tracker's value. Across several workers Keras (3.15) averages a step's outputs with
+        ``strategy.reduce("MEAN", v, axis=0)``, which needs a batch axis: there each value is [1]."""
+        results = {t.name: t.result() for t in trackers}
+        if _multi_worker(tf.distribute.get_strategy()):
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
+
+
+def _multi_worker(strategy) -> bool:
+    """A MultiWorkerMirroredStrategy with more than one worker (as Keras' trainer tells them apart)."""
+    in_mode = getattr(getattr(strategy, "extended", None), "_in_multi_worker_mode", None)
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(in_mode and in_mode())

@@ -1,0 +1,158 @@
+"""--distribution=multi_worker really trains: two `python -m experiments.train` worker processes on localhost
+(TF_CONFIG, MultiWorkerMirroredStrategy), against a one-process MirroredStrategy run over two logical CPU
+devices with the same global batch and seed (per-replica batch norm and per-replica task weights make that
+the reference); only the chief writes the model_dir; both killed after an epoch and restarted resume."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from experiments.config import check_tf_config
+from experiments.training import HISTORY_FILE, read_history
+from menet_tf.atomic import CRASH_ENV
+from menet_tf.imageio import write_image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+ENV.pop("TF_CONFIG", None)
+ENV.pop(CRASH_ENV, None)
+TWO_CPUS = ("import sys, runpy, tensorflow as tf; cpu = tf.config.list_physical_devices('CPU')[0]; "
+            "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2); "
+            "sys.argv = ['train'] + sys.argv[1:]; runpy.run_module('experiments.train', run_name='__main__')")
+
+
+def make_pairs(folder, n=3, size=(36, 40), seed=0):
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for i in range(1, n + 1):
+        clean = rng.integers(0, 200, size + (3,), dtype=np.uint8)
+        rainy = np.clip(clean.astype(int) + (rng.random(size + (1,)) > 0.9) * 60, 0, 255).astype(np.uint8)
+        write_image(os.path.join(folder, f"norain-{i}.png"), clean)
+        write_image(os.path.join(folder, f"rain-{i}.png"), rainy)
+    return str(folder)
+
+
+def flags(data_dir, model_dir, distribution, epochs=2):
+    return ["--flagfile=experiments/table1/lp_le_lt_gb_ca.flags", f"--data_dir={data_dir}",
+            f"--model_dir={model_dir}", f"--epochs={epochs}", "--steps_per_epoch=2", "--batch_size=4",
+            "--crop_size=32", "--num_res_blocks=1", "--deterministic", "--seed=3", f"--distribution={distribution}"]
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def run_workers(data_dir, model_dir, crash=None, epochs=2):
+    ports = free_ports(2)
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+        env = {**ENV, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": os.path.join(os.path.dirname(model_dir), "tmp")}
+        os.makedirs(env["TMPDIR"], exist_ok=True)
+        if crash:
+            env[CRASH_ENV] = crash
+        cmd = [sys.executable, "-m", "experiments.train", *flags(data_dir, model_dir, "multi_worker", epochs)]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = []
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        outs.append((p.returncode, out))
+    return outs
+
+
+def weights(model_dir):
+    out = {}
+    with h5py.File(os.path.join(model_dir, "net.weights.h5"), "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def max_diff(a, b):
+    assert sorted(a) == sorted(b)
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multi_worker")
+    data = make_pairs(root / "pairs")
+    workers = str(root / "workers")
+    outs = run_workers(data, workers)
+    mirrored = str(root / "mirrored")
+    ref = subprocess.run([sys.executable, "-c", TWO_CPUS, *flags(data, mirrored, "mirrored")], cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    single = str(root / "single")
+    one = subprocess.run([sys.executable, "-m", "experiments.train", *flags(data, single, "default")], cwd=ROOT,
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    return root, data, workers, outs, mirrored, single
+
+
+def test_two_workers_train_like_mirrored_on_two_devices_and_only_the_chief_writes(runs):
+    root, _, workers, outs, mirrored, single = runs
+    for code, out in outs:
+        assert code == 0, out[-3000:]
+    assert sorted(os.listdir(workers)) == ["ckpt", "config.json", "history.csv", "logs", "net.weights.h5",
+                                           "training_curves.png"]
+    assert os.listdir(root / "tmp") == []  # worker 1 wrote into a folder of its own, then removed it
+    # The same data, per-replica BN and task weights: every logged loss, weight and norm agrees to 1e-5.
+    got, want = read_history(os.path.join(workers, HISTORY_FILE)), read_history(os.path.join(mirrored, HISTORY_FILE))
+    assert [r["epoch"] for r in got] == ["0", "1"] and sorted(got[0]) == sorted(want[0])
+    for a, b in zip(got, want):
+        for key in b:
+            np.testing.assert_allclose(float(a[key]), float(b[key]), rtol=1e-5, err_msg=key)
+    # Weights: within 1e-3 (Adam's step size). Not bitwise: the two set-ups run differently optimised
+    # graphs, and Adam (epsilon 1e-8) turns float noise in gradients of ~1e-8 into steps of up to lr.
+    w = weights(workers)
+    assert max_diff(w, weights(mirrored)) <= 1e-3
+    # ... while a one-device run, with batch statistics over the whole batch, is far away
+    assert max_diff(w, weights(single)) > 1e-1
+
+
+def test_both_workers_killed_after_an_epoch_resume_and_end_on_the_same_weights(runs, tmp_path):
+    _, data, workers, _, _, _ = runs
+    model_dir = str(tmp_path / "killed")
+    first = run_workers(data, model_dir, crash="after_checkpoint@0")
+    assert [code for code, _ in first] == [-signal.SIGKILL] * 2, [out[-2000:] for _, out in first]
+    again = run_workers(data, model_dir)
+    for code, out in again:
+        assert code == 0, out[-3000:]
+        assert "resuming from" in out and "epoch 1" in out
+    assert max_diff(weights(model_dir), weights(workers)) <= 1e-6
+    assert [r["epoch"] for r in read_history(os.path.join(model_dir, HISTORY_FILE))] == ["0", "1"]
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "TF_CONFIG is not set"),
+    ("{cluster", "not valid JSON"),
+    ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', '"index": 0..n-1'),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}}', '"task"'),
+])
+def test_a_missing_or_malformed_tf_config_is_one_clear_error(value, message, tmp_path):
+    env = {} if value is None else {"TF_CONFIG": value}
+    with pytest.raises(ValueError, match=message):
+        check_tf_config(env)
+    check_tf_config({"SLURM_PROCID": "0"})  # a Slurm job: SlurmClusterResolver reads the cluster
+    check_tf_config({"TF_CONFIG": '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}'})
+    if value is not None:  # the CLI: one line, exit status 2, nothing trained
+        data = make_pairs(tmp_path / "pairs", n=1)
+        r = subprocess.run([sys.executable, "-m", "experiments.train", *flags(data, str(tmp_path / "m"), "multi_worker")],
+                           cwd=ROOT, env={**ENV, "TF_CONFIG": value}, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
+        assert not os.path.exists(tmp_path / "m")

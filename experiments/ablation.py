@@ -10,6 +10,13 @@ evaluation (both protocols) to OUTPUT_DIR/eval/<row>, the rainy input's own scor
 OUTPUT_DIR/eval/input. Results: OUTPUT_DIR/table.md, table.csv, figures/fig8_psnr_hist.png,
 fig9_ssim_box.png, fig10_grid.png, and each model's training_curves.png.
 
+With --seeds=0,1,... every row is trained once per seed (seed by seed, so that an interrupted run has
+whole seeds of as many rows as possible) into OUTPUT_DIR/models/<row>/seed<k> and evaluated into
+OUTPUT_DIR/eval/<row>/seed<k>; OUTPUT_DIR/runs.csv holds one line per finished run (row, seed, both
+protocols' scores, training time) and the table the mean and [min, max] over the seeds of each row,
+with the number of seeds and any missing seed named (a row is never averaged over fewer seeds silently).
+The figures use each row's first seed.
+
 --preset=demo synthesises light rain (menet_tf.synthesis) on the photos bundled with scikit-image:
 six photos for training, three others for testing, so it needs no download, and trains every row
 briefly (96x96 crops, batch 8, 6 epochs): a smoke-scale ablation that finishes in minutes on 2 cores.
@@ -41,6 +48,8 @@ flags.DEFINE_integer("steps_per_epoch", None, "Cap steps per epoch (short runs).
 flags.DEFINE_integer("batch_size", None, "Override the batch size.")
 flags.DEFINE_integer("crop_size", None, "Override the training crop size.")
 flags.DEFINE_integer("seed", None, "Override the seed.")
+flags.DEFINE_list("seeds", None, "Train every row once per seed (e.g. 0,1,2): models/<row>/seed<k>, eval/<row>/seed<k>; "
+                  "runs.csv has one line per run and the table the mean and [min, max] over seeds.")
 flags.DEFINE_bool("mixed_precision", None, "Train with mixed precision.")
 flags.DEFINE_string("vgg19_weights", None, "VGG19 weights file for the Table IV VGG row.")
 flags.DEFINE_enum("protocol", "both", ["paper", "standard", "both"], "Evaluation protocol(s).")
@@ -106,25 +115,145 @@ def is_trained(model_dir: str, epochs: int) -> bool:
     return bool(rows) and int(rows[-1]["epoch"]) + 1 >= epochs
 
 
-def run_row(table: str, row: str, data_dir: str, test_dir: str, output_dir: str, settings: dict) -> dict:
-    from experiments import evaluation
+def run_dirs(output_dir: str, row: str, seed: int | None) -> tuple[str, str]:
+    """(model_dir, eval_dir) of a row, or of one seed of it."""
+    sub = [row] if seed is None else [row, f"seed{seed}"]
+    return os.path.join(output_dir, "models", *sub), os.path.join(output_dir, "eval", *sub)
+
+
+def run_config(table: str, row: str, data_dir: str, output_dir: str, settings: dict, seed: int | None = None):
     from experiments.config import load_flagfile, row_flagfile
+
+    extra = {} if seed is None else {"seed": seed}
+    return dataclasses.replace(load_flagfile(row_flagfile(row, table)), data_dir=data_dir,
+                               model_dir=run_dirs(output_dir, row, seed)[0], **{**settings, **extra})
+
+
+def run_row(table: str, row: str, data_dir: str, test_dir: str, output_dir: str, settings: dict,
+            seed: int | None = None) -> dict:
+    from experiments import evaluation
     from experiments.training import train
 
-    config = load_flagfile(row_flagfile(row, table))
-    config = dataclasses.replace(config, data_dir=data_dir, model_dir=os.path.join(output_dir, "models", row),
-                                 **settings)
+    config = run_config(table, row, data_dir, output_dir, settings, seed)
     t0 = time.time()
     if not is_trained(config.model_dir, config.epochs):
         print(f"\n=== {row}: training ({config.epochs} epochs) -> {config.model_dir}", flush=True)
         train(config)
     train_s = time.time() - t0
-    eval_dir = os.path.join(output_dir, "eval", row)
+    eval_dir = run_dirs(output_dir, row, seed)[1]
     predict, multiple, _ = evaluation.load_predictor(model_dir=config.model_dir)
     summary = evaluation.evaluate_model(predict, test_dir, protocols=FLAGS.protocol, output_dir=eval_dir,
                                         name=row, multiple=multiple, save_images=FLAGS.save_images)
     summary["train_seconds"] = train_s
     return summary
+
+
+SCORES = ("paper_psnr", "paper_ssim", "standard_psnr", "standard_ssim")
+RUNS_CSV = "runs.csv"
+
+
+def run_scores(summary: dict) -> dict:
+    """{paper_psnr, paper_ssim, standard_psnr, standard_ssim} of an evaluation summary (None if absent)."""
+    out = {}
+    for key in SCORES:
+        protocol, metric = key.split("_")
+        v = summary.get("protocols", {}).get(protocol, {}).get(metric)
+        out[key] = None if v is None else float(v)
+    return out
+
+
+def aggregate_seeds(runs: list[dict], rows: list[str], seeds: list[int]) -> list[dict]:
+    """Per row, over its runs (dicts with "row", "seed" and the SCORES): for each score the mean, min and
+    max over the seeds present, ``n`` of ``n_expected`` seeds and ``missing`` (the seeds without a run,
+    so that a mean over fewer seeds is never mistaken for the full one); None where no run has a score."""
+    out = []
+    for row in rows:
+        mine = {int(r["seed"]): r for r in runs if r["row"] == row}
+        agg = {"row": row, "n": len(mine), "n_expected": len(seeds),
+               "seeds": sorted(mine), "missing": [s for s in seeds if s not in mine]}
+        for key in SCORES:
+            values = [float(r[key]) for r in mine.values() if r.get(key) not in (None, "")]
+            agg[f"{key}_mean"] = sum(values) / len(values) if values else None
+            agg[f"{key}_min"] = min(values) if values else None
+            agg[f"{key}_max"] = max(values) if values else None
+        out.append(agg)
+    return out
+
+
+def write_runs_csv(output_dir: str, runs: list[dict]) -> str:
+    path = os.path.join(output_dir, RUNS_CSV)
+    header = ["row", "name", "seed", *SCORES, "train_seconds", "model_dir"]
+    with atomic_write(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(runs)
+    return path
+
+
+def write_seed_table(table: str, runs: list[dict], rows: list[str], seeds: list[int], input_summary: dict,
+                     output_dir: str) -> tuple[str, str]:
+    """table.md / table.csv over seeds: mean [min, max] per score, seeds present, missing seeds."""
+    from experiments.published import PUBLISHED, TABLE1_ORDER
+
+    names = dict(TABLE1_ORDER)
+    inp = run_scores(input_summary)
+    aggs = aggregate_seeds(runs, rows, seeds)
+    header = ["row", "name", "n", "n_expected", "missing"] + [f"{k}_{s}" for k in SCORES for s in ("mean", "min", "max")] \
+        + ["gain_db_standard_mean", "published_Rain100H_ssim", "published_Rain100H_psnr",
+           "published_Rain100L_ssim", "published_Rain100L_psnr"]
+    records = []
+    for a in aggs:
+        pub = PUBLISHED.get(a["row"], {})
+        std = a["standard_psnr_mean"]
+        records.append({**{k: a[k] for k in header if k in a}, "name": names.get(a["row"], a["row"]),
+                        "missing": " ".join(str(s) for s in a["missing"]),
+                        "gain_db_standard_mean": None if std is None or inp["standard_psnr"] is None
+                        else std - inp["standard_psnr"],
+                        "published_Rain100H_ssim": pub.get("Rain100H", (None, None))[0],
+                        "published_Rain100H_psnr": pub.get("Rain100H", (None, None))[1],
+                        "published_Rain100L_ssim": pub.get("Rain100L", (None, None))[0],
+                        "published_Rain100L_psnr": pub.get("Rain100L", (None, None))[1]})
+    csv_path = os.path.join(output_dir, "table.csv")
+    with atomic_write(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, header)
+        writer.writeheader()
+        writer.writerows(records)
+
+    def cell(r, key, digits):
+        mean, lo, hi = r[f"{key}_mean"], r[f"{key}_min"], r[f"{key}_max"]
+        if mean is None:
+            return "-"
+        return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+    def pub(r, name):
+        return f"{r[f'published_{name}_ssim']:.4f} / {r[f'published_{name}_psnr']:.2f}" \
+            if r[f"published_{name}_psnr"] is not None else ""
+
+    lines = [
+        f"# {table} over seeds {', '.join(map(str, seeds))}: measured on {input_summary.get('dataset', '')} "
+        "beside the published numbers",
+        "",
+        "Each cell: mean [min, max] over the row's seeds. Paper protocol = 224x224 five-crops with flips, RGB, "
+        "tf.image; standard = full image, uint8, MATLAB Y. Published: paper protocol, Rain100H (Table I, "
+        "released log) and Rain100L (Tables II/IV).",
+        "",
+        f"Input (rainy): paper {inp['paper_psnr'] or 0:.2f} / {inp['paper_ssim'] or 0:.4f}, "
+        f"standard {inp['standard_psnr'] or 0:.2f} / {inp['standard_ssim'] or 0:.4f}.",
+        "",
+        "| row | seeds | paper PSNR | paper SSIM | standard PSNR | standard SSIM | gain (std, dB) "
+        "| published Rain100H SSIM / PSNR | published Rain100L SSIM / PSNR |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        seeds_cell = f"{r['n']}/{r['n_expected']}" + (f" (missing {r['missing']})" if r["missing"] else "")
+        gain = "" if r["gain_db_standard_mean"] is None else f"{r['gain_db_standard_mean']:+.2f}"
+        lines.append(f"| {r['name']} | {seeds_cell} | {cell(r, 'paper_psnr', 2)} | {cell(r, 'paper_ssim', 4)} "
+                     f"| {cell(r, 'standard_psnr', 2)} | {cell(r, 'standard_ssim', 4)} | {gain} "
+                     f"| {pub(r, 'Rain100H')} | {pub(r, 'Rain100L')} |")
+    md_path = os.path.join(output_dir, "table.md")
+    with atomic_write(md_path) as f:
+        f.write("\n".join(lines) + "\n")
+    return md_path, csv_path
 
 
 def write_table(table: str, summaries: dict, input_summary: dict, output_dir: str) -> tuple[str, str]:
@@ -218,28 +347,50 @@ def main(argv):
                 usage_error("experiments.ablation", f"{flag}: {path!r} is not a directory (or use --preset=demo)")
 
     from experiments import evaluation, figures
-    from experiments.config import load_flagfile, row_flagfile
     from experiments.training import check_reusable
 
     settings = overrides()
+    try:
+        seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else None
+    except ValueError:
+        usage_error("experiments.ablation", f"--seeds: {','.join(FLAGS.seeds)} is not a list of integers")
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        usage_error("experiments.ablation", f"--seeds: a seed is named twice in {seeds}")
     for row in rows:  # a reused row folder trained with other settings stops the run before any work
-        config = dataclasses.replace(load_flagfile(row_flagfile(row, FLAGS.table)), data_dir=data_dir, **settings)
-        try:
-            check_reusable(config, os.path.join(output_dir, "models", row))
-        except ValueError as e:
-            usage_error("experiments.ablation", str(e))
+        for seed in seeds or [None]:
+            config = run_config(FLAGS.table, row, data_dir, output_dir, settings, seed)
+            try:
+                check_reusable(config, config.model_dir)
+            except ValueError as e:
+                usage_error("experiments.ablation", str(e))
     t0 = time.time()
     print(f"ablation {FLAGS.table}: rows {', '.join(rows)}; train {data_dir}, test {test_dir}; "
           f"overrides {json.dumps(settings)}", flush=True)
     input_summary = evaluation.evaluate_model(None, test_dir, protocols=FLAGS.protocol,
                                               output_dir=os.path.join(output_dir, "eval", "input"),
                                               name=evaluation.IDENTITY_NAME, save_images=FLAGS.save_images)
-    summaries = {}
-    for row in rows:
-        summaries[row] = run_row(FLAGS.table, row, data_dir, test_dir, output_dir, settings)
-        write_table(FLAGS.table, summaries, input_summary, output_dir)  # a partial table survives a crash
-    md_path, csv_path = write_table(FLAGS.table, summaries, input_summary, output_dir)
-    eval_dirs = [os.path.join(output_dir, "eval", d) for d in ["input", *rows]]
+    if seeds is not None:
+        from experiments.published import TABLE1_ORDER
+
+        names = dict(TABLE1_ORDER)
+        runs = []
+        for seed in seeds:  # seed by seed: an interrupted run leaves whole seeds of as many rows as possible
+            for row in rows:
+                summary = run_row(FLAGS.table, row, data_dir, test_dir, output_dir, settings, seed)
+                runs.append({"row": row, "name": names.get(row, row), "seed": seed, **run_scores(summary),
+                             "train_seconds": summary.get("train_seconds"),
+                             "model_dir": os.path.relpath(run_dirs(output_dir, row, seed)[0], output_dir)})
+                write_runs_csv(output_dir, runs)
+                write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir)
+        md_path, csv_path = write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir)
+        eval_dirs = [os.path.join(output_dir, "eval", "input")] + [run_dirs(output_dir, r, seeds[0])[1] for r in rows]
+    else:
+        summaries = {}
+        for row in rows:
+            summaries[row] = run_row(FLAGS.table, row, data_dir, test_dir, output_dir, settings)
+            write_table(FLAGS.table, summaries, input_summary, output_dir)  # a partial table survives a crash
+        md_path, csv_path = write_table(FLAGS.table, summaries, input_summary, output_dir)
+        eval_dirs = [os.path.join(output_dir, "eval", d) for d in ["input", *rows]]
     pngs = figures.compare(eval_dirs, os.path.join(output_dir, "figures"))
     with open(md_path) as f:
         print("\n" + f.read(), flush=True)

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -43,3 +45,49 @@ def test_demo_preset_runs_end_to_end(tmp_path):
     train_clean = set(os.listdir(out / "data" / "clean_train"))
     test_clean = set(os.listdir(out / "data" / "clean_test"))
     assert train_clean and test_clean and not (train_clean & test_clean)
+
+
+def test_seed_aggregation_reports_mean_min_max_and_missing_seeds():
+    from experiments.ablation import aggregate_seeds
+
+    runs = [
+        {"row": "lp", "seed": 0, "paper_psnr": 30.0, "paper_ssim": 0.90, "standard_psnr": 32.0, "standard_ssim": 0.93},
+        {"row": "lp", "seed": 1, "paper_psnr": 31.0, "paper_ssim": 0.92, "standard_psnr": 33.5, "standard_ssim": 0.94},
+        {"row": "lp", "seed": 2, "paper_psnr": 29.5, "paper_ssim": 0.91, "standard_psnr": 32.5, "standard_ssim": 0.92},
+        {"row": "lp_ca", "seed": 2, "paper_psnr": 31.5, "paper_ssim": 0.93, "standard_psnr": 34.0, "standard_ssim": 0.95},
+        {"row": "lp_ca", "seed": 0, "paper_psnr": 32.5, "paper_ssim": 0.95, "standard_psnr": 35.0, "standard_ssim": 0.96},
+    ]
+    lp, ca, none = aggregate_seeds(runs, ["lp", "lp_ca", "le"], [0, 1, 2])
+    assert (lp["n"], lp["missing"]) == (3, [])
+    assert lp["standard_psnr_mean"] == pytest.approx((32.0 + 33.5 + 32.5) / 3)
+    assert (lp["standard_psnr_min"], lp["standard_psnr_max"]) == (32.0, 33.5)
+    assert lp["paper_ssim_mean"] == pytest.approx(0.91) and (lp["paper_ssim_min"], lp["paper_ssim_max"]) == (0.90, 0.92)
+    # a missing seed is named, and the mean is over the seeds present only
+    assert (ca["n"], ca["n_expected"], ca["seeds"], ca["missing"]) == (2, 3, [0, 2], [1])
+    assert ca["paper_psnr_mean"] == pytest.approx(32.0) and ca["paper_psnr_max"] == 32.5
+    assert (none["n"], none["missing"], none["standard_psnr_mean"]) == (0, [0, 1, 2], None)
+
+
+def test_demo_with_two_seeds_writes_runs_csv_and_the_seed_table(tmp_path):
+    out = tmp_path / "seeds"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.ablation", "--preset=demo", "--rows=lp,lp_le_lb", "--seeds=0,1",
+         "--epochs=1", "--steps_per_epoch=1", f"--output_dir={out}", "--save_images=1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out / "runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert [(r["row"], r["seed"]) for r in runs] == [("lp", "0"), ("lp_le_lb", "0"), ("lp", "1"), ("lp_le_lb", "1")]
+    for r in runs:
+        assert (out / "models" / r["row"] / f"seed{r['seed']}" / "net.weights.h5").is_file()
+        assert float(r["standard_psnr"]) > 0
+    # different seeds really train different models
+    assert runs[0]["standard_psnr"] != runs[2]["standard_psnr"]
+    with open(out / "table.csv") as f:
+        table = {r["row"]: r for r in csv.DictReader(f)}
+    lp = [float(r["standard_psnr"]) for r in runs if r["row"] == "lp"]
+    assert float(table["lp"]["standard_psnr_mean"]) == pytest.approx(sum(lp) / 2)
+    assert float(table["lp"]["standard_psnr_min"]) == min(lp) and table["lp"]["n"] == "2"
+    assert "2/2" in (out / "table.md").read_text()

@@ -18,21 +18,14 @@ import tensorflow as tf
 
 from experiments.training import CKPT_DIR, HISTORY_FILE, read_history
 from menet_tf.atomic import CRASH_ENV, PARTIAL_PREFIX
-from menet_tf.imageio import write_image
+import synthetic_pairs  # tests/synthetic_pairs.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
 
 
-def make_pairs(folder, n=3, size=(36, 40), seed=0):
-    rng = np.random.default_rng(seed)
-    os.makedirs(folder, exist_ok=True)
-    for i in range(1, n + 1):
-        clean = rng.integers(0, 200, size + (3,), dtype=np.uint8)
-        rainy = np.clip(clean.astype(int) + (rng.random(size + (1,)) > 0.9) * 60, 0, 255).astype(np.uint8)
-        write_image(os.path.join(folder, f"norain-{i}.png"), clean)
-        write_image(os.path.join(folder, f"rain-{i}.png"), rainy)
-    return str(folder)
+def make_pairs(folder, n=3):
+    return synthetic_pairs.make_pairs(folder, n=n, size=(36, 40))
 
 
 def command(data_dir, model_dir):

@@ -13,8 +13,8 @@ import tensorflow as tf
 from experiments import config as config_lib
 from experiments.training import build_trainer, check_reusable, read_history, train
 from menet_tf import losses as losses_lib
-from menet_tf.imageio import write_image
 from menet_tf.model import load_net
+import synthetic_pairs  # tests/synthetic_pairs.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,15 +74,7 @@ def test_flagfile_builds_the_model_losses_and_weighting_it_names(table, row, tmp
     assert trainer.optimizer.epsilon == 1e-8
 
 
-def make_pairs(folder, n=3, size=(40, 44), seed=0):
-    rng = np.random.default_rng(seed)
-    os.makedirs(folder, exist_ok=True)
-    for i in range(1, n + 1):
-        clean = rng.integers(0, 200, size + (3,), dtype=np.uint8)
-        rainy = np.clip(clean.astype(int) + (rng.random(size + (1,)) > 0.9) * 60, 0, 255).astype(np.uint8)
-        write_image(os.path.join(folder, f"norain-{i}.png"), clean)
-        write_image(os.path.join(folder, f"rain-{i}.png"), rainy)
-    return str(folder)
+make_pairs = synthetic_pairs.make_pairs
 
 
 def tiny_config(data_dir, model_dir, epochs):

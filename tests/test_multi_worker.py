@@ -17,7 +17,7 @@ import pytest
 from experiments.config import check_tf_config
 from experiments.training import HISTORY_FILE, read_history
 from menet_tf.atomic import CRASH_ENV
-from menet_tf.imageio import write_image
+import synthetic_pairs  # tests/synthetic_pairs.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -28,15 +28,8 @@ TWO_CPUS = ("import sys, runpy, tensorflow as tf; cpu = tf.config.list_physical_
             "sys.argv = ['train'] + sys.argv[1:]; runpy.run_module('experiments.train', run_name='__main__')")
 
 
-def make_pairs(folder, n=3, size=(36, 40), seed=0):
-    rng = np.random.default_rng(seed)
-    os.makedirs(folder, exist_ok=True)
-    for i in range(1, n + 1):
-        clean = rng.integers(0, 200, size + (3,), dtype=np.uint8)
-        rainy = np.clip(clean.astype(int) + (rng.random(size + (1,)) > 0.9) * 60, 0, 255).astype(np.uint8)
-        write_image(os.path.join(folder, f"norain-{i}.png"), clean)
-        write_image(os.path.join(folder, f"rain-{i}.png"), rainy)
-    return str(folder)
+def make_pairs(folder, n=3):
+    return synthetic_pairs.make_pairs(folder, n=n, size=(36, 40))
 
 
 def flags(data_dir, model_dir, distribution, epochs=2):

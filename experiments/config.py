@@ -44,6 +44,8 @@ class TrainConfig:
     rainy_glob: str | None = None
     clean_glob: str | None = None
     skip_bad_pairs: bool = False
+    cache: str = "memory"
+    cache_dir: str | None = None
     val_dir: str | None = None
     val_every: int = 10
     crop_size: int = 224
@@ -113,6 +115,8 @@ class TrainConfig:
             raise ValueError(f"--distribution must be one of {DISTRIBUTIONS}")
         if self.distribution == "multi_worker":
             check_tf_config()
+        if self.cache not in ("memory", "disk", "none"):
+            raise ValueError(f"--cache must be one of memory, disk, none, got {self.cache!r}")
         multiple = 16 if self.channel_attention else 4
         for name in ("num_res_blocks", "batch_size", "epochs", "crop_size", "lr_decay_epochs", "val_every"):
             if getattr(self, name) < 1:
@@ -166,6 +170,12 @@ def define_train_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("rainy_glob", None, "Glob for rainy images, overriding layout discovery.", flag_values=fv)
     flags.DEFINE_string("clean_glob", None, "Glob for clean images, overriding layout discovery.", flag_values=fv)
     flags.DEFINE_bool("skip_bad_pairs", d.skip_bad_pairs, "Skip unusable pairs with one warning instead of stopping.", flag_values=fv)
+    flags.DEFINE_enum("cache", d.cache, ["memory", "disk", "none"], "Training data: memory = decoded images in RAM "
+                      "(crops cut on the fly), disk = a .npy file cache (--cache_dir, default MODEL_DIR/cache), "
+                      "none = decode from the files every time. The batches are the same bytes in every mode.",
+                      flag_values=fv)
+    flags.DEFINE_string("cache_dir", d.cache_dir, "Folder of the --cache=disk files (default: MODEL_DIR/cache).",
+                        flag_values=fv)
     flags.DEFINE_string("val_dir", None, "Optional validation pairs (paper protocol crops).", flag_values=fv)
     flags.DEFINE_integer("val_every", d.val_every, "Validate every N epochs (and after the last).", flag_values=fv)
     flags.DEFINE_integer("crop_size", d.crop_size, "Five-crop patch size.", flag_values=fv)
@@ -199,6 +209,8 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
         rainy_glob=fv.rainy_glob,
         clean_glob=fv.clean_glob,
         skip_bad_pairs=fv.skip_bad_pairs,
+        cache=fv.cache,
+        cache_dir=fv.cache_dir,
         val_dir=fv.val_dir,
         val_every=fv.val_every,
         crop_size=fv.crop_size,

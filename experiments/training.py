@@ -30,6 +30,7 @@ from absl import logging
 from experiments.config import TrainConfig, save_config
 from menet_tf import atomic
 from menet_tf import data as data_lib
+from menet_tf import patch_source
 from menet_tf.atomic import crash_point
 from menet_tf.model import build_derain_net, save_weights
 from menet_tf.trainer import MultiTaskTrainer, make_optimizer
@@ -244,17 +245,21 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["lr"] = float(keras.ops.convert_to_numpy(opt.learning_rate))
 
 
-def load_patches(config: TrainConfig, data_dir: str | None = None):
-    """All five-crop patches of a folder as uint8 arrays (rainy, clean), checked before training."""
-    rainy, clean, _ = data_lib.make_patches(
+def load_patches(config: TrainConfig, data_dir: str | None = None) -> patch_source.PatchSource:
+    """The training patches of a folder (every pair decoded and checked before training), kept as
+    ``config.cache`` says (menet_tf.patch_source)."""
+    cache_dir = config.cache_dir or (os.path.join(config.model_dir, patch_source.CACHE_DIRNAME)
+                                     if config.model_dir else None)
+    return patch_source.make_patch_source(
         data_dir or config.data_dir,
         crop_size=config.crop_size,
+        mode=config.cache,
+        cache_dir=cache_dir,
         skip_bad_pairs=config.skip_bad_pairs,
         rainy_glob=config.rainy_glob,
         clean_glob=config.clean_glob,
         progress=True,
     )
-    return rainy, clean
 
 
 def build_trainer(config: TrainConfig, steps_per_epoch: int) -> MultiTaskTrainer:
@@ -288,8 +293,8 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(mixed_precision_policy())
 
-    rainy, clean = load_patches(config)
-    n = len(rainy)
+    source = load_patches(config)
+    n = len(source)
     full_steps = n // config.batch_size
     if full_steps < 1:
         raise ValueError(
@@ -308,13 +313,13 @@ def train(config: TrainConfig, verbose: int | None = None) -> tuple[MultiTaskTra
     # multi-worker pattern); all restore the chief's checkpoint (a file system shared by the workers).
     write_dir = model_dir if chief else tempfile.mkdtemp(prefix=f"menet-{role}-")
     try:
-        return _train(config, model_dir, write_dir, chief, strategy, rainy, clean, n, steps, val_ds, verbose)
+        return _train(config, model_dir, write_dir, chief, strategy, source, n, steps, val_ds, verbose)
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
 
 
-def _train(config, model_dir, write_dir, chief, strategy, rainy, clean, n, steps, val_ds, verbose):
+def _train(config, model_dir, write_dir, chief, strategy, source, n, steps, val_ds, verbose):
     with strategy.scope():
         trainer = build_trainer(config, steps_per_epoch=steps)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -342,8 +347,8 @@ def _train(config, model_dir, write_dir, chief, strategy, rainy, clean, n, steps
         print(f"{model_dir}: already trained for {start_epoch} epochs; nothing to do", flush=True)
         return trainer, {}
 
-    train_ds = data_lib.make_epoch_dataset(rainy, clean, config.batch_size, config.seed, start_epoch,
-                                          config.epochs, steps)
+    train_ds = patch_source.make_source_epoch_dataset(source, config.batch_size, config.seed, start_epoch,
+                                                      config.epochs, steps)
     callbacks = [
         LearningRateLogger(),
         EpochCommit(ckpt, epoch_var, history_var, rows, trainer.net, write_dir),

@@ -730,9 +730,17 @@ def make_epoch_dataset(rainy: np.ndarray, clean: np.ndarray, batch_size: int, se
     ``rainy`` / ``clean``: uint8 patch arrays from :func:`make_patches`; each epoch yields
     ``min(len // batch_size, steps_per_epoch)`` full batches of (rainy, clean) float32 0..255.
     """
+    return _gather_dataset([rainy, clean], epoch_indices(len(rainy), batch_size, seed, start_epoch, epochs,
+                                                        steps_per_epoch))
+
+
+def epoch_indices(n: int, batch_size: int, seed: int, start_epoch: int, epochs: int,
+                  steps_per_epoch: int | None = None):
+    """Batches of patch indices for epochs ``[start_epoch, epochs)``: epoch ``e`` is a permutation of
+    ``range(n)`` drawn statelessly from ``(seed, e)``, cut into ``min(n // batch_size, steps_per_epoch)``
+    full batches (shared by every training pipeline, see ``menet_tf.patch_source``)."""
     import tensorflow as tf
 
-    n = len(rainy)
     full = n // batch_size
     if full < 1:
         raise DataError(f"only {n} patches, fewer than one batch of {batch_size}: an epoch would be empty")
@@ -742,8 +750,7 @@ def make_epoch_dataset(rainy: np.ndarray, clean: np.ndarray, batch_size: int, se
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True).take(steps)
 
-    indices = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
-    return _gather_dataset([rainy, clean], indices)
+    return tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
 
 
 def make_paper_eval_dataset(data_dir_or_pairs, crop_size: int = PAPER_CROP_SIZE, batch_size: int = 20,

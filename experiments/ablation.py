@@ -162,6 +162,15 @@ def run_scores(summary: dict) -> dict:
     return out
 
 
+def published_fields(row: str) -> dict:
+    """The published (SSIM, PSNR) of a row on Rain100H and Rain100L as table columns (None if unpublished)."""
+    from experiments.published import PUBLISHED
+
+    pub = PUBLISHED.get(row, {})
+    return {f"published_{name}_{metric}": pub.get(name, (None, None))[k]
+            for name in ("Rain100H", "Rain100L") for k, metric in enumerate(("ssim", "psnr"))}
+
+
 def aggregate_seeds(runs: list[dict], rows: list[str], seeds: list[int]) -> list[dict]:
     """Per row, over its runs (dicts with "row", "seed" and the SCORES): for each score the mean, min and
     max over the seeds present, ``n`` of ``n_expected`` seeds and ``missing`` (the seeds without a run,
@@ -193,7 +202,7 @@ def write_runs_csv(output_dir: str, runs: list[dict]) -> str:
 def write_seed_table(table: str, runs: list[dict], rows: list[str], seeds: list[int], input_summary: dict,
                      output_dir: str) -> tuple[str, str]:
     """table.md / table.csv over seeds: mean [min, max] per score, seeds present, missing seeds."""
-    from experiments.published import PUBLISHED, TABLE1_ORDER
+    from experiments.published import TABLE1_ORDER
 
     names = dict(TABLE1_ORDER)
     inp = run_scores(input_summary)
@@ -203,16 +212,12 @@ def write_seed_table(table: str, runs: list[dict], rows: list[str], seeds: list[
            "published_Rain100L_ssim", "published_Rain100L_psnr"]
     records = []
     for a in aggs:
-        pub = PUBLISHED.get(a["row"], {})
         std = a["standard_psnr_mean"]
         records.append({**{k: a[k] for k in header if k in a}, "name": names.get(a["row"], a["row"]),
                         "missing": " ".join(str(s) for s in a["missing"]),
                         "gain_db_standard_mean": None if std is None or inp["standard_psnr"] is None
                         else std - inp["standard_psnr"],
-                        "published_Rain100H_ssim": pub.get("Rain100H", (None, None))[0],
-                        "published_Rain100H_psnr": pub.get("Rain100H", (None, None))[1],
-                        "published_Rain100L_ssim": pub.get("Rain100L", (None, None))[0],
-                        "published_Rain100L_psnr": pub.get("Rain100L", (None, None))[1]})
+                        **published_fields(a["row"])})
     csv_path = os.path.join(output_dir, "table.csv")
     with atomic_write(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, header)
@@ -258,7 +263,7 @@ def write_seed_table(table: str, runs: list[dict], rows: list[str], seeds: list[
 
 def write_table(table: str, summaries: dict, input_summary: dict, output_dir: str) -> tuple[str, str]:
     """table.md and table.csv: our paper/standard PSNR/SSIM, gain over the input, published numbers."""
-    from experiments.published import PUBLISHED, TABLE1_ORDER
+    from experiments.published import TABLE1_ORDER
 
     names = dict(TABLE1_ORDER)
     dataset = input_summary.get("dataset", "")
@@ -273,17 +278,13 @@ def write_table(table: str, summaries: dict, input_summary: dict, output_dir: st
               "published_Rain100L_psnr", "train_seconds"]
     records = []
     for row, s in [("input", input_summary), *summaries.items()]:
-        pub = PUBLISHED.get(row, {})
         std = proto(s, "standard", "psnr")
         records.append({
             "row": row, "name": "Input (rainy)" if row == "input" else names.get(row, row),
             "paper_psnr": proto(s, "paper", "psnr"), "paper_ssim": proto(s, "paper", "ssim"),
             "standard_psnr": std, "standard_ssim": proto(s, "standard", "ssim"),
             "gain_db_standard": None if (std is None or input_std is None) else std - input_std,
-            "published_Rain100H_ssim": pub.get("Rain100H", (None, None))[0],
-            "published_Rain100H_psnr": pub.get("Rain100H", (None, None))[1],
-            "published_Rain100L_ssim": pub.get("Rain100L", (None, None))[0],
-            "published_Rain100L_psnr": pub.get("Rain100L", (None, None))[1],
+            **published_fields(row),
             "train_seconds": s.get("train_seconds"),
         })
     csv_path = os.path.join(output_dir, "table.csv")

@@ -18,6 +18,7 @@ from experiments.cliutil import check_writable
 from menet_tf import losses as losses_lib
 from menet_tf import weighting as weighting_lib
 from menet_tf.layers import CA_VARIANTS
+from menet_tf.patch_source import CACHE_MODES
 
 EXPERIMENTS_DIR = os.path.dirname(os.path.abspath(__file__))
 LOSS_LETTERS = ("p", "e", "t")
@@ -115,8 +116,8 @@ class TrainConfig:
             raise ValueError(f"--distribution must be one of {DISTRIBUTIONS}")
         if self.distribution == "multi_worker":
             check_tf_config()
-        if self.cache not in ("memory", "disk", "none"):
-            raise ValueError(f"--cache must be one of memory, disk, none, got {self.cache!r}")
+        if self.cache not in CACHE_MODES:
+            raise ValueError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
         multiple = 16 if self.channel_attention else 4
         for name in ("num_res_blocks", "batch_size", "epochs", "crop_size", "lr_decay_epochs", "val_every"):
             if getattr(self, name) < 1:
@@ -170,7 +171,7 @@ def define_train_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("rainy_glob", None, "Glob for rainy images, overriding layout discovery.", flag_values=fv)
     flags.DEFINE_string("clean_glob", None, "Glob for clean images, overriding layout discovery.", flag_values=fv)
     flags.DEFINE_bool("skip_bad_pairs", d.skip_bad_pairs, "Skip unusable pairs with one warning instead of stopping.", flag_values=fv)
-    flags.DEFINE_enum("cache", d.cache, ["memory", "disk", "none"], "Training data: memory = decoded images in RAM "
+    flags.DEFINE_enum("cache", d.cache, list(CACHE_MODES), "Training data: memory = decoded images in RAM "
                       "(crops cut on the fly), disk = a .npy file cache (--cache_dir, default MODEL_DIR/cache), "
                       "none = decode from the files every time. The batches are the same bytes in every mode.",
                       flag_values=fv)

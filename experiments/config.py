@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 
 from absl import flags
@@ -115,7 +116,8 @@ class TrainConfig:
         if self.distribution not in DISTRIBUTIONS:
             raise ValueError(f"--distribution must be one of {DISTRIBUTIONS}")
         if self.distribution == "multi_worker":
-            check_tf_config()
+            for warning in check_tf_config():
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
         if self.cache not in CACHE_MODES:
             raise ValueError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
         multiple = 16 if self.channel_attention else 4
@@ -243,14 +245,33 @@ TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:23456", "host2:23456"]}, '
                      '"task": {"type": "worker", "index": 0}}')
 
 
-def check_tf_config(environ=None) -> None:
+EPHEMERAL_PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+def ephemeral_port_range(path: str = EPHEMERAL_PORT_RANGE_FILE) -> tuple[int, int] | None:
+    """This machine's range of source ports for outgoing connections (Linux), or None."""
+    try:
+        with open(path) as f:
+            low, high = (int(v) for v in f.read().split()[:2])
+        return low, high
+    except (OSError, ValueError):
+        return None
+
+
+def check_tf_config(environ=None, port_range: tuple[int, int] | None = None) -> list[str]:
     """--distribution=multi_worker needs TF_CONFIG naming the cluster and this process's task (or a Slurm
-    job, whose SlurmClusterResolver gives them): ValueError with one line otherwise."""
+    job, whose SlurmClusterResolver gives them): ValueError with one line otherwise.
+
+    Returns warnings (one line each): a port inside the ephemeral range (``port_range``, default this
+    machine's) can be taken, before its worker listens on it, as the source port of another connection --
+    on one host even by a peer's own connection attempts to it (a TCP self-connect) -- and the run then
+    waits forever at start-up (seen twice in this project's two-worker tests on localhost, once in CI: the
+    chief waited in the eager context's cluster start-up while the other worker could not bind its port)."""
     environ = os.environ if environ is None else environ
     raw = environ.get("TF_CONFIG")
     if not raw:
         if "SLURM_PROCID" in environ:
-            return
+            return []
         raise ValueError(f"--distribution=multi_worker: TF_CONFIG is not set (each worker needs e.g. "
                          f"TF_CONFIG='{TF_CONFIG_EXAMPLE}' with its own index; see docs/distributed.md)")
     try:
@@ -267,6 +288,16 @@ def check_tf_config(environ=None) -> None:
             or not 0 <= task["index"] < len(cluster[task["type"]]):
         raise ValueError('--distribution=multi_worker: TF_CONFIG needs "task": {"type": one of '
                          f'{sorted(cluster)}, "index": 0..n-1}} for this process (got {json.dumps(task)})')
+    low, high = port_range or ephemeral_port_range() or (0, -1)
+    warnings = []
+    for kind, addresses in sorted(cluster.items()):
+        for i, address in enumerate(addresses):
+            port = address.rsplit(":", 1)[1]
+            if port.isdigit() and low <= int(port) <= high:
+                warnings.append(f"TF_CONFIG: {kind} {i} ({address}): port {port} is in this machine's ephemeral "
+                                f"range {low}-{high}; another connection can take it before the worker listens "
+                                f"(the run then hangs at start): prefer ports below {low}")
+    return warnings
 
 
 def row_flagfile(row: str, table: str = "table1") -> str:

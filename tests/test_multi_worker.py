@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 import h5py
 import numpy as np
@@ -42,30 +44,57 @@ def flags(data_dir, model_dir, distribution, epochs=2):
 
 
 def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+    """n ports that bind now, below Linux's ephemeral range (32768-60999 by default): a port from that
+    range can be taken meanwhile as the source port of some connection (even one of the workers' own
+    retries towards it), so the worker meant to listen there could not."""
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0]) if os.path.exists(
+        "/proc/sys/net/ipv4/ip_local_port_range") else 32768
+    rng, ports = np.random.default_rng(), []
+    while len(ports) < n:
+        port = int(rng.integers(max(1024, low - 12000), low))
+        with socket.socket() as s:
+            try:
+                s.bind(("localhost", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
     return ports
 
 
-def run_workers(data_dir, model_dir, crash=None, epochs=2):
+def run_workers(data_dir, model_dir, crash=None, epochs=2, timeout=240):
+    """Both workers at once, their output in files (a pipe read one after the other can fill up and stall
+    the unread worker, and with it the collective the other waits in). If one ends and the other has not
+    a minute later, or the deadline passes, the rest get SIGABRT, whose Python traceback (faulthandler)
+    is then in the output the assertion shows."""
     ports = free_ports(2)
-    procs = []
+    tmp = os.path.join(os.path.dirname(model_dir), "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    procs, logs = [], []
     for index in range(2):
         tf_config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
-        env = {**ENV, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": os.path.join(os.path.dirname(model_dir), "tmp")}
-        os.makedirs(env["TMPDIR"], exist_ok=True)
+        env = {**ENV, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": tmp, "PYTHONFAULTHANDLER": "1"}
         if crash:
             env[CRASH_ENV] = crash
         cmd = [sys.executable, "-m", "experiments.train", *flags(data_dir, model_dir, "multi_worker", epochs)]
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outs = []
+        logs.append(tempfile.TemporaryFile("w+"))
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT, text=True))
+    deadline, first_end = time.monotonic() + timeout, None
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if first_end is None and any(p.poll() is not None for p in procs):
+            first_end = time.monotonic()
+        if first_end is not None and time.monotonic() > first_end + 60:
+            break
+        time.sleep(0.2)
     for p in procs:
-        out, _ = p.communicate(timeout=300)
-        outs.append((p.returncode, out))
+        if p.poll() is None:
+            p.send_signal(signal.SIGABRT)
+    outs = []
+    for p, log in zip(procs, logs):
+        p.wait(timeout=60)
+        log.seek(0)
+        outs.append((p.returncode, log.read()))
+        log.close()
     return outs
 
 
@@ -130,6 +159,13 @@ def test_both_workers_killed_after_an_epoch_resume_and_end_on_the_same_weights(r
         assert "resuming from" in out and "epoch 1" in out
     assert max_diff(weights(model_dir), weights(workers)) <= 1e-6
     assert [r["epoch"] for r in read_history(os.path.join(model_dir, HISTORY_FILE))] == ["0", "1"]
+
+
+def test_ports_in_the_ephemeral_range_are_warned_about():
+    cfg = '{"cluster": {"worker": ["localhost:23456", "localhost:40000"]}, "task": {"type": "worker", "index": 0}}'
+    warnings = check_tf_config({"TF_CONFIG": cfg}, port_range=(32768, 60999))
+    assert len(warnings) == 1 and "worker 1 (localhost:40000)" in warnings[0] and "below 32768" in warnings[0]
+    assert check_tf_config({"TF_CONFIG": cfg}, port_range=(50000, 60999)) == []
 
 
 @pytest.mark.parametrize("value, message", [

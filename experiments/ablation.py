@@ -399,5 +399,10 @@ def main(argv):
           f"total {time.time() - t0:.0f} s", flush=True)
 
 
-if __name__ == "__main__":
+def console():
+    """The ``menet-ablation`` console script (setup.cfg entry point): the same as ``python -m experiments.ablation``."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

@@ -24,3 +24,15 @@ def check_writable(path: str, flag: str | None = None) -> None:
     except OSError as e:
         where = f"{flag}: {path}" if flag else path
         raise ValueError(f"{where}: not writable ({e.strerror or e})") from None
+
+
+def resolve_model(prog: str, model_dir: str | None, model: str | None, default: bool = False) -> str | None:
+    """The model directory from a CLI's ``--model_dir`` / ``--model=NAME`` (a shipped model,
+    :mod:`menet_tf.pretrained`); with ``default=True`` neither means the default shipped model. A bad
+    combination, an unknown name or damaged shipped weights: one line and exit status 2."""
+    from menet_tf import pretrained
+
+    try:
+        return pretrained.resolve(model_dir, model, default=default)
+    except ValueError as e:
+        usage_error(prog, str(e))

@@ -1,5 +1,7 @@
 r"""De-rain real photos of any size with a trained model directory or an exported SavedModel.
 
+    python -m experiments.derain --input=photo.jpg --output_dir=out        # the default shipped model
+    python -m experiments.derain --input=../shared/data/real_rain --output_dir=out --model=menet-lb-rain100l
     python -m experiments.derain --input=../shared/data/real_rain --output_dir=out --model_dir=runs/menet_gb
     python -m experiments.derain --input=photo.jpg --output_dir=out --saved_model=exports/menet_gb --side_by_side
 
@@ -38,6 +40,8 @@ flags.DEFINE_string("input", None, "an image file or a folder of images (PNG/JPE
 flags.DEFINE_string("output_dir", None, "where to write the de-rained PNGs")
 flags.DEFINE_string("model_dir", None, "trained model directory (config.json + net.weights.h5)")
 flags.DEFINE_string("saved_model", None, "a SavedModel written by experiments.export")
+flags.DEFINE_string("model", None, "a shipped model by name (menet_tf.pretrained.names()); with none of "
+                    "--model, --model_dir and --saved_model: the default shipped model")
 flags.DEFINE_integer("tile", 1024, "tile side in pixels (rounded down to the net's multiple); 0 = whole image")
 flags.DEFINE_integer("tile_overlap", -1, "pixels shared by adjacent tiles (rounded up to the multiple); -1 = auto")
 flags.DEFINE_bool("side_by_side", False, "also write foo_side_by_side.png (rainy | de-rained)")
@@ -78,8 +82,12 @@ def output_names(paths: list[str]) -> dict[str, str]:
 
 
 def _check_flags() -> list[str]:
-    if (FLAGS.model_dir is None) == (FLAGS.saved_model is None):
-        usage_error("give exactly one of --model_dir and --saved_model")
+    given = [f for f, v in (("--model_dir", FLAGS.model_dir), ("--model", FLAGS.model),
+                            ("--saved_model", FLAGS.saved_model)) if v]
+    if len(given) > 1:
+        usage_error(f"give at most one of --model_dir, --model and --saved_model (got {' and '.join(given)})")
+    if FLAGS.saved_model is None:  # a shipped model is a model directory inside the package
+        FLAGS.model_dir = cliutil.resolve_model("experiments.derain", FLAGS.model_dir, FLAGS.model, default=True)
     if FLAGS.model_dir is not None:
         from menet_tf.model import CONFIG_FILE, WEIGHTS_FILE
 
@@ -117,7 +125,7 @@ def load_model():
     channel attention, description)."""
     import tensorflow as tf
 
-    from menet_tf import export, inference
+    from menet_tf import export, inference, pretrained
     from menet_tf.model import load_net, read_config, required_multiple
 
     if FLAGS.model_dir is not None:
@@ -128,7 +136,9 @@ def load_model():
         multiple = required_multiple(ca)
         fn = inference.padded_fn(net, multiple, jit_compile=FLAGS.jit_compile)
         radius = inference.receptive_radius(int(config.get("num_res_blocks", 8)))
-        desc = f"{FLAGS.model_dir} ({config.get('num_res_blocks')} blocks, CA {ca}, {policy}, XLA {FLAGS.jit_compile})"
+        source = f"shipped model {FLAGS.model or pretrained.DEFAULT}" if FLAGS.model_dir.startswith(
+            pretrained.PRETRAINED_DIR) else FLAGS.model_dir
+        desc = f"{source} ({config.get('num_res_blocks')} blocks, CA {ca}, {policy}, XLA {FLAGS.jit_compile})"
         return fn, net, multiple, radius, ca, desc
     loaded = tf.saved_model.load(FLAGS.saved_model)
     signature = loaded.signatures[export.SIGNATURE_FLOAT]
@@ -276,5 +286,10 @@ def main(argv):
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def console():
+    """The ``menet-derain`` console script (setup.cfg entry point): the same as ``python -m experiments.derain``."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

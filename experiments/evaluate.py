@@ -2,19 +2,21 @@ r"""Evaluate a de-raining model on a paired test set (spec section 7), or compar
 
     python -m experiments.evaluate --model=identity --protocol=standard --data_dir=../shared/data/Rain100L
     python -m experiments.evaluate --model_dir=runs/menet_gb --data_dir=../shared/data/Rain100L
+    python -m experiments.evaluate --model=menet-lb-rain100l --data_dir=../shared/data/Rain100L
     python -m experiments.evaluate --saved_model=exports/menet_gb --data_dir=../shared/data/Rain100L
     python -m experiments.evaluate --compare=eval_identity_Rain100L,runs/menet_gb/eval_Rain100L --output_dir=figs
 
-The model: exactly one of --model_dir (config.json + net.weights.h5), --saved_model (experiments.export)
-and --model=identity (the rainy input scored as the prediction: the "Input" row of every table).
+The model: exactly one of --model_dir (config.json + net.weights.h5), --saved_model (experiments.export),
+--model=NAME (a shipped model, ``menet_tf.pretrained.names()``) and --model=identity (the rainy input
+scored as the prediction: the "Input" row of every table).
 
 --protocol: ``paper`` (10 crops of 224x224 per image, five-crop + flips; tf.image.psnr/ssim on the
 clipped float RGB output, averaged over the crops), ``standard`` (whole images reflect-padded to the net's
 multiple, output rounded to uint8, PSNR/SSIM on the MATLAB Y channel, averaged over the images) or
 ``both`` (default; one pass over the data).
 
-Writes under --output_dir (default ``<model_dir>/eval_<dataset>``, ``<saved_model>_eval_<dataset>``, or
-``eval_identity_<dataset>``): per_image_standard.csv, per_crop_paper.csv + per_image_paper.csv,
+Writes under --output_dir (default ``<model_dir>/eval_<dataset>``, ``<saved_model>_eval_<dataset>``,
+``<NAME>_eval_<dataset>`` for a shipped model, or ``eval_identity_<dataset>``): per_image_standard.csv, per_crop_paper.csv + per_image_paper.csv,
 summary.json, and the first --save_images de-rained images under images/. Prints one line per protocol,
 then summary.json on one line (the last line of the output)::
 
@@ -43,8 +45,9 @@ flags.DEFINE_string("rainy_glob", None, "glob of the rainy images, relative to -
                     "for layouts that are not recognised")
 flags.DEFINE_string("clean_glob", None, "glob of the clean images, relative to --data_dir (with --rainy_glob)")
 flags.DEFINE_enum("protocol", "both", ["paper", "standard", "both"], "evaluation protocol(s), spec section 7")
-flags.DEFINE_enum("model", "net", ["net", "identity"], "net: the model of --model_dir or --saved_model; "
-                  "identity: score the rainy input itself (the 'Input' row)")
+flags.DEFINE_string("model", "net", "net: the model of --model_dir or --saved_model; identity: score the "
+                    "rainy input itself (the 'Input' row); any other value: a shipped model by name "
+                    "(menet_tf.pretrained.names())")
 flags.DEFINE_string("model_dir", None, "trained model directory (config.json + net.weights.h5)")
 flags.DEFINE_string("saved_model", None, "a SavedModel written by experiments.export (serve signature)")
 flags.DEFINE_string("output_dir", None, "where the CSVs, summary.json and images go (with --compare: the "
@@ -80,9 +83,9 @@ def parse_flags(argv):
 
 
 def _check_compare_flags() -> list[str]:
-    if FLAGS.model_dir or FLAGS.saved_model or FLAGS.model == "identity":
+    if FLAGS.model_dir or FLAGS.saved_model or FLAGS.model != "net":
         fail("--compare draws figures from evaluated folders and runs no model: drop --model_dir, "
-             "--saved_model and --model=identity")
+             "--saved_model and --model")
     dirs = [d for d in FLAGS.compare if d.strip()]
     if not dirs:
         fail("--compare: give one or more evaluation output folders, comma-separated")
@@ -114,11 +117,22 @@ def _check_eval_flags() -> str:
         fail(f"--data_dir={FLAGS.data_dir}: no such directory")
     if (FLAGS.rainy_glob is None) != (FLAGS.clean_glob is None):
         fail("--rainy_glob and --clean_glob must be given together")
+    shipped = FLAGS.model not in ("net", "identity")
     sources = [f for f, on in (("--model_dir", FLAGS.model_dir), ("--saved_model", FLAGS.saved_model),
-                               ("--model=identity", FLAGS.model == "identity")) if on]
+                               (f"--model={FLAGS.model}", FLAGS.model != "net")) if on]
     if len(sources) != 1:
-        fail(f"give exactly one of --model_dir, --saved_model and --model=identity (got "
+        fail(f"give exactly one of --model_dir, --saved_model, --model=NAME and --model=identity (got "
              f"{' and '.join(sources) if sources else 'none'})")
+    default_out = None
+    if shipped:  # a shipped model is a model directory inside the package (read-only: results go to cwd)
+        from experiments.evaluation import dataset_name
+        from menet_tf import pretrained
+
+        try:
+            FLAGS.model_dir = pretrained.model_dir(FLAGS.model)
+        except ValueError as e:
+            fail(f"--model={FLAGS.model}: {e}")
+        default_out = f"{FLAGS.model}_eval_{dataset_name(FLAGS.data_dir)}"
     if FLAGS.model_dir:
         if not os.path.isdir(FLAGS.model_dir):
             fail(f"--model_dir={FLAGS.model_dir}: no such directory")
@@ -154,7 +168,7 @@ def _check_eval_flags() -> str:
 
     from experiments.evaluation import default_output_dir
 
-    out = FLAGS.output_dir or default_output_dir(FLAGS.data_dir, FLAGS.model_dir, FLAGS.saved_model)
+    out = FLAGS.output_dir or default_out or default_output_dir(FLAGS.data_dir, FLAGS.model_dir, FLAGS.saved_model)
     _check_output_dir(out)
     return out
 
@@ -188,7 +202,7 @@ def run_evaluation() -> None:
     try:
         summary = evaluation.evaluate_model(
             predict, FLAGS.data_dir, protocols=FLAGS.protocol, output_dir=output_dir,
-            name=FLAGS.name or default_name, crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
+            name=FLAGS.name or (default_name if FLAGS.model in ("net", "identity") else FLAGS.model), crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
             save_images=FLAGS.save_images, multiple=multiple, rainy_glob=FLAGS.rainy_glob,
             clean_glob=FLAGS.clean_glob, skip_bad_pairs=FLAGS.skip_bad_pairs, progress=FLAGS.progress,
             extra=extra)
@@ -210,5 +224,10 @@ def main(argv):
         run_evaluation()
 
 
-if __name__ == "__main__":
+def console():
+    """The ``menet-evaluate`` console script (setup.cfg entry point): the same as ``python -m experiments.evaluate``."""
     app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    console()

@@ -1,6 +1,7 @@
 r"""Export a trained model directory as a SavedModel (and optionally TFLite) that needs only TensorFlow.
 
     python -m experiments.export --model_dir=runs/menet_gb --export_dir=exports/menet_gb [--tflite]
+    python -m experiments.export --model=menet-lb-rain100l --export_dir=exports/menet_lb   # a shipped model
 
 Signatures (``tf.saved_model.load(export_dir).signatures[...]``):
   serve / serving_default: images float32 [B, H, W, 3] 0..255, any B, H, W
@@ -26,12 +27,13 @@ from experiments import cliutil
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "trained model directory (config.json + net.weights.h5)")
+flags.DEFINE_string("model", None, "a shipped model by name (menet_tf.pretrained.names()) instead of --model_dir")
 flags.DEFINE_string("export_dir", None, "where to write the SavedModel (must not exist, or be empty, unless --overwrite)")
 flags.DEFINE_bool("tflite", False, "also write export_dir/menet.tflite")
 flags.DEFINE_bool("overwrite", False, "replace an existing, non-empty export_dir")
 flags.DEFINE_bool("jit_compile", False, "compile the serving functions with XLA")
 flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU / mixed_bfloat16 on CPU (computes in 16 bits)")
-flags.mark_flags_as_required(["model_dir", "export_dir"])
+flags.mark_flags_as_required(["export_dir"])
 
 
 
@@ -44,6 +46,9 @@ def _check_flags() -> None:
         usage_error("--tflite needs float32 weights and compute: TFLite has no bfloat16/float16 compute kernels (drop --mixed_precision)")
     from menet_tf.model import CONFIG_FILE, WEIGHTS_FILE
 
+    if not FLAGS.model_dir and not FLAGS.model:
+        usage_error("give --model_dir (a trained model directory) or --model=NAME (a shipped model)")
+    FLAGS.model_dir = cliutil.resolve_model("experiments.export", FLAGS.model_dir, FLAGS.model)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not os.path.isfile(os.path.join(FLAGS.model_dir, name)):
             usage_error(f"--model_dir={FLAGS.model_dir}: no {name} there (not a trained menet-tf model directory)")
@@ -109,5 +114,10 @@ def main(argv):
         sys.exit("error: the export does not reproduce the Keras net")
 
 
-if __name__ == "__main__":
+def console():
+    """The ``menet-export`` console script (setup.cfg entry point): the same as ``python -m experiments.export``."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

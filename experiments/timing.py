@@ -2,6 +2,7 @@ r"""Table III's harness: seconds per image for the MENET variants, on CPU and (w
 
     python -m experiments.timing                       # all variants, sizes, batches, XLA on and off
     python -m experiments.timing --variants=shallow --sizes=224x224 --batch_sizes=1 --xla=off --runs=10
+    python -m experiments.timing --model=menet-lb-rain100l --sizes=481x321 --batch_sizes=1 --xla=off
 
 For every (device, variant, size, batch, XLA) the forward pass -- reflect padding to the net's multiple,
 the net in inference mode, the crop back, exactly as ``menet_tf.inference`` de-rains an image -- runs
@@ -11,7 +12,8 @@ not depend on the weights. Sizes are W x H; 481x321 is not a multiple of 4 (16 w
 padded (484x324, or 496x336 with CA), as inference does. Progress goes to stderr; the last line of
 stdout is one JSON object.
 
-Variants: shallow (8 blocks, no CA), shallow_ca (8 blocks + CA), deep_ca (16 blocks + CA). Paper
+Variants: shallow (8 blocks, no CA), shallow_ca (8 blocks + CA), deep_ca (16 blocks + CA); or, instead of
+--variants, one trained net: --model_dir (a model directory) or --model=NAME (a shipped model). Paper
 Table III: 0.6578 s (CPU) and 0.0030 s (GPU) per 224 x 224 image.
 """
 
@@ -41,6 +43,8 @@ flags.DEFINE_integer("warmup", 3, "untimed runs first (tracing, XLA compilation,
 flags.DEFINE_enum("device", "all", ["cpu", "gpu", "all"], "cpu, gpu, or all = CPU and every present GPU (the first)")
 flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU / mixed_bfloat16 on CPU")
 flags.DEFINE_integer("seed", 0, "seed for the random weights and inputs")
+flags.DEFINE_string("model_dir", None, "time this trained model directory's net instead of --variants")
+flags.DEFINE_string("model", None, "time this shipped model (menet_tf.pretrained.names()) instead of --variants")
 
 
 
@@ -59,6 +63,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def _check_flags():
+    FLAGS.model_dir = cliutil.resolve_model("experiments.timing", FLAGS.model_dir, FLAGS.model)
+    if FLAGS.model_dir:
+        for name in ("config.json", "net.weights.h5"):
+            if not os.path.isfile(os.path.join(FLAGS.model_dir, name)):
+                usage_error(f"--model_dir={FLAGS.model_dir}: no {name} there (not a trained model directory)")
     bad = [v for v in FLAGS.variants if v not in VARIANTS]
     if bad or not FLAGS.variants:
         usage_error(f"--variants: unknown {bad}; choose from {', '.join(VARIANTS)}")
@@ -127,7 +136,7 @@ def main(argv):
     import tensorflow as tf
 
     from menet_tf import inference
-    from menet_tf.model import build_derain_net, required_multiple
+    from menet_tf.model import build_derain_net, load_net, read_config, required_multiple
 
     gpus = tf.config.list_physical_devices("GPU")
     if FLAGS.device == "gpu" and not gpus:
@@ -154,17 +163,24 @@ def main(argv):
             "seconds_per_image_median: median over runs of (seconds per forward pass) / batch, after warm-up",
             "each forward pass = reflect-pad to the net's multiple (4; 16 with CA), the net (inference mode), crop",
             "sizes are W x H; padded_size is what the net ran on",
-            "randomly initialised nets: timing does not depend on the weights",
+            "randomly initialised nets (--variants; --model_dir/--model load trained ones): timing does not depend on the weights",
         ],
     }
     for dev_name, dev in devices:
         policy = inference.configure_precision(FLAGS.mixed_precision, dev_name)
-        for variant in FLAGS.variants:
-            blocks, ca = VARIANTS[variant]
+        for variant in ([FLAGS.model or os.path.basename(os.path.normpath(FLAGS.model_dir))] if FLAGS.model_dir
+                        else FLAGS.variants):
+            if FLAGS.model_dir:  # the trained net of a model directory (a shipped one with --model)
+                config = read_config(FLAGS.model_dir)
+                blocks, ca = int(config.get("num_res_blocks", 8)), bool(config.get("channel_attention", False))
+                with tf.device(dev):
+                    net = load_net(FLAGS.model_dir)
+            else:
+                blocks, ca = VARIANTS[variant]
+                keras.utils.set_random_seed(FLAGS.seed)
+                with tf.device(dev):
+                    net = build_derain_net(blocks, channel_attention=ca)
             multiple = required_multiple(ca)
-            keras.utils.set_random_seed(FLAGS.seed)
-            with tf.device(dev):
-                net = build_derain_net(blocks, channel_attention=ca)
             for size in sizes:
                 padded = [inference.round_up(size[0], multiple), inference.round_up(size[1], multiple)]
                 for batch in batches:
@@ -198,5 +214,10 @@ def main(argv):
     print(json.dumps(report))
 
 
-if __name__ == "__main__":
+def console():
+    """The ``menet-timing`` console script (setup.cfg entry point): the same as ``python -m experiments.timing``."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

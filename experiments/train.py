@@ -30,5 +30,10 @@ def main(argv):
         raise SystemExit(f"error: {e}") from None
 
 
-if __name__ == "__main__":
+def console():
+    """The ``menet-train`` console script (setup.cfg entry point): the same as ``python -m experiments.train``."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

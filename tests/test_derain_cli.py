@@ -104,7 +104,7 @@ def test_bad_flags_fail_in_one_line_before_any_work(tmp_path):
     out = tmp_path / "out"
     proc = run_derain(f"--input={tmp_path}", f"--output_dir={out}", "--model_dir=a", "--saved_model=b")
     assert proc.returncode != 0
-    assert "give exactly one of --model_dir and --saved_model" in proc.stderr
+    assert "give at most one of --model_dir, --model and --saved_model" in proc.stderr
     assert not out.exists()
 
 

@@ -1,0 +1,212 @@
+r"""Package a trained model directory as a shipped model (``menet_tf/pretrained/<name>/``) with its card.
+
+    python -m experiments.ship_model --model_dir=runs/table1_seeds/models/lp_le_lt_lb_ca/seed0 \
+        --name=menet-lb-rain100l --summary="MENET-LB (8 blocks + CA), Rain100L train half" \
+        --training_data_file=cards/rain100l_half_data.md --commands_file=cards/rain100l_half_commands.sh \
+        --train_wall_time_s=1370 --test_dirs="Rain100L test half (pairs 1-50)=runs/rain100l_half/test"
+
+Writes, whole or not at all (a temporary folder, then a rename), ``menet_tf/pretrained/<name>/``:
+``config.json`` and ``net.weights.h5`` (copied; every weight must be float32 and the file at most 6 MB),
+``<name>.json`` (the card: net config, training data, commands, wall time and machine, scores on every
+--test_dirs set in both protocols, the weights' sha256) and ``<name>.md`` (the same, for people).
+Scores are measured here, by ``experiments.evaluation`` on the copied weights. The training data must be
+disjoint from every test set: a test image file that is also a training file (same resolved path or same
+bytes) stops the command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+
+from absl import app, flags
+
+from experiments import cliutil
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "the trained model directory (config.json + net.weights.h5)")
+flags.DEFINE_string("name", None, "the shipped model's name (lower case, digits, '-')")
+flags.DEFINE_string("summary", None, "one line: what the model is and what it was trained on")
+flags.DEFINE_string("training_data_file", None, "Markdown text: the training data exactly (files, synthesis, seeds)")
+flags.DEFINE_string("commands_file", None, "the exact commands that made the data and trained the model")
+flags.DEFINE_float("train_wall_time_s", None, "training wall time in seconds")
+flags.DEFINE_string("machine", None, "the training machine (default: this machine's CPU and core count)")
+flags.DEFINE_list("test_dirs", None, "held-out paired test sets as 'label=folder' (comma-separated)")
+flags.DEFINE_string("license_note", "", "where the training data's terms restrict the weights' use")
+flags.DEFINE_string("output_root", None, "default: menet_tf/pretrained (the package data folder)")
+flags.DEFINE_bool("overwrite", False, "replace a shipped model of the same name")
+flags.mark_flags_as_required(["model_dir", "name", "summary", "training_data_file", "commands_file",
+                              "train_wall_time_s", "test_dirs"])
+
+PROG = "experiments.ship_model"
+
+
+def usage_error(message: str):
+    cliutil.usage_error(PROG, message)
+
+
+def machine_description() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, no GPU (TensorFlow on CPU)"
+
+
+def file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def weight_dtypes(path: str) -> dict[str, str]:
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, str(obj.dtype)) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def training_files(config: dict) -> list[str]:
+    from menet_tf.data import discover_pairs
+
+    pairs = discover_pairs(config["data_dir"], config.get("rainy_glob"), config.get("clean_glob"))
+    return [p for pair in pairs.pairs for p in pair[:2]]
+
+
+def check_disjoint(train: list[str], test_dirs: dict[str, str]) -> None:
+    """No test image may be a training image (resolved path or identical bytes)."""
+    from menet_tf.data import discover_pairs
+
+    by_path = {os.path.realpath(p) for p in train}
+    by_hash = {file_digest(p) for p in train}
+    for label, folder in test_dirs.items():
+        for pair in discover_pairs(folder).pairs:
+            for p in pair[:2]:
+                if os.path.realpath(p) in by_path or file_digest(p) in by_hash:
+                    usage_error(f"--test_dirs {label}: {p} is also a training image of the model")
+
+
+def markdown_card(card: dict) -> str:
+    net = card["net_config"]
+    lines = [f"# {card['name']}", "", card["summary"], "",
+             "```bash",
+             f"python -m experiments.derain --model={card['name']} --input=photo.jpg --output_dir=out",
+             "```",
+             f"In Python: `menet_tf.pretrained.load({card['name']!r})` returns the Keras net.", "",
+             "## Net", "",
+             f"{net.get('num_res_blocks')} residual blocks, channel attention {net.get('channel_attention')} "
+             f"({net.get('ca_variant', 'released')} variant); float32 weights, {card['weights_bytes'] / 1e6:.2f} MB, "
+             f"sha256 `{card['weights_sha256']}`.", "",
+             "## Training data", "", card["training_data"].strip(), "",
+             "## Commands", "", "```bash", card["commands"].strip(), "```", "",
+             f"Training wall time: {card['train_wall_time_s'] / 60:.1f} min on {card['machine']}.", "",
+             "## Scores on held-out data", "",
+             "| test set | protocol | images | PSNR (dB) | SSIM |", "|---|---|---|---|---|"]
+    for s in card["scores"]:
+        lines.append(f"| {s['test_set']} | {s['protocol']} | {s['num_images']} | {s['psnr']:.2f} | {s['ssim']:.4f} |")
+    lines += ["", "Protocols: `standard` = whole images, uint8 output, MATLAB Y channel; `paper` = ten 224x224 "
+              "crops per image on RGB (README, Evaluation protocols). Measured by `experiments.ship_model` on these "
+              "weights; `tests/test_pretrained.py` re-measures the standard protocol where the data is present."]
+    if card.get("license_note"):
+        lines += ["", "## Terms", "", card["license_note"].strip()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) > 1:
+        usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
+    import re
+
+    from menet_tf import atomic, pretrained
+    from menet_tf.model import CONFIG_FILE, NET_CONFIG_KEYS, WEIGHTS_FILE, read_config
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", FLAGS.name) or FLAGS.name in ("net", "identity"):
+        usage_error(f"--name={FLAGS.name}: use lower-case letters, digits and '-' (not 'net' or 'identity')")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not os.path.isfile(os.path.join(FLAGS.model_dir, name)):
+            usage_error(f"--model_dir={FLAGS.model_dir}: no {name} there (not a trained model directory)")
+    for flag in ("training_data_file", "commands_file"):
+        if not os.path.isfile(getattr(FLAGS, flag)):
+            usage_error(f"--{flag}={getattr(FLAGS, flag)}: no such file")
+    tests = {}
+    for item in FLAGS.test_dirs:
+        label, sep, folder = item.partition("=")
+        if not sep or not os.path.isdir(folder):
+            usage_error(f"--test_dirs: {item!r} is not 'label=existing folder'")
+        tests[label.strip()] = folder
+    root = FLAGS.output_root or pretrained.PRETRAINED_DIR
+    target = os.path.join(root, FLAGS.name)
+    if os.path.exists(target) and not FLAGS.overwrite:
+        usage_error(f"{target} exists (pass --overwrite to replace it)")
+
+    weights = os.path.join(FLAGS.model_dir, WEIGHTS_FILE)
+    size = os.path.getsize(weights)
+    if size > pretrained.MAX_WEIGHTS_BYTES:
+        usage_error(f"{weights}: {size / 1e6:.1f} MB, more than the {pretrained.MAX_WEIGHTS_BYTES / 2**20:.0f} MiB a shipped model may take")
+    not_f32 = {k: v for k, v in weight_dtypes(weights).items() if v != "float32"}
+    if not_f32:
+        usage_error(f"{weights}: weights not float32: {sorted(not_f32.items())[:3]}")
+    config = read_config(FLAGS.model_dir)
+    check_disjoint(training_files(config), tests)
+
+    from experiments import evaluation
+
+    predict, multiple, _ = evaluation.load_predictor(model_dir=FLAGS.model_dir)
+    scores = []
+    for label, folder in tests.items():
+        summary = evaluation.evaluate_model(predict, folder, protocols="both", name=FLAGS.name, save_images=0,
+                                            multiple=multiple)
+        for protocol in ("standard", "paper"):
+            entry = summary["protocols"][protocol]
+            scores.append({"test_set": label, "folder": folder, "protocol": protocol,
+                           "num_images": entry["num_images"], "psnr": entry["psnr"], "ssim": entry["ssim"]})
+            print(f"{label} {protocol}: {entry['psnr']:.2f} dB / {entry['ssim']:.4f}", flush=True)
+
+    with open(FLAGS.training_data_file) as f:
+        training_data = f.read()
+    with open(FLAGS.commands_file) as f:
+        commands = f.read()
+    card = {
+        "name": FLAGS.name,
+        "summary": FLAGS.summary,
+        "net_config": {k: config[k] for k in NET_CONFIG_KEYS if k in config},
+        "training_config": config,
+        "training_data": training_data,
+        "commands": commands,
+        "train_wall_time_s": FLAGS.train_wall_time_s,
+        "machine": FLAGS.machine or machine_description(),
+        "scores": scores,
+        "weights_file": WEIGHTS_FILE,
+        "weights_sha256": file_digest(weights),
+        "weights_bytes": size,
+        "license_note": FLAGS.license_note,
+    }
+    os.makedirs(root, exist_ok=True)
+    with atomic.atomic_path(target) as tmp:
+        os.makedirs(tmp)
+        shutil.copyfile(weights, os.path.join(tmp, WEIGHTS_FILE))
+        shutil.copyfile(os.path.join(FLAGS.model_dir, CONFIG_FILE), os.path.join(tmp, CONFIG_FILE))
+        with open(os.path.join(tmp, f"{FLAGS.name}.json"), "w") as f:
+            json.dump(card, f, indent=2, sort_keys=True)
+            f.write("\n")
+        with open(os.path.join(tmp, f"{FLAGS.name}.md"), "w") as f:
+            f.write(markdown_card(card))
+    if file_digest(os.path.join(target, WEIGHTS_FILE)) != card["weights_sha256"]:
+        sys.exit(f"error: {target}/{WEIGHTS_FILE}: the copy's sha256 differs from the source's")
+    print(f"wrote {target} ({size / 1e6:.2f} MB weights, card {FLAGS.name}.md)")
+
+
+def console():
+    """The ``menet-ship-model`` console script: the same as ``python -m experiments.ship_model``."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    console()

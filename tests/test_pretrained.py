@@ -1,0 +1,181 @@
+"""Shipped models (menet_tf.pretrained): every card is true of its weights, the CLIs take --model=NAME,
+`derain` de-rains with the default model when given none, and damaged weights are refused by name."""
+
+import ast
+import configparser
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from menet_tf import pretrained
+from menet_tf.model import NET_CONFIG_KEYS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RAIN100L = os.path.join(ROOT, "..", "shared", "data", "Rain100L")
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+NAMES = pretrained.names()
+
+
+def test_the_default_model_is_shipped():
+    assert pretrained.DEFAULT in NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_is_true_of_the_weights(name):
+    folder = pretrained.model_dir(name)
+    card = pretrained.card(name)
+    assert set(pretrained.CARD_KEYS) <= set(card), set(pretrained.CARD_KEYS) - set(card)
+    weights = os.path.join(folder, card["weights_file"])
+    with open(weights, "rb") as f:
+        blob = f.read()
+    assert hashlib.sha256(blob).hexdigest() == card["weights_sha256"]
+    assert len(blob) == card["weights_bytes"] <= pretrained.MAX_WEIGHTS_BYTES
+    dtypes = set()
+    with h5py.File(weights, "r") as f:
+        f.visititems(lambda _, obj: dtypes.add(str(obj.dtype)) if isinstance(obj, h5py.Dataset) else None)
+    assert dtypes == {"float32"}
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    assert {k: config[k] for k in NET_CONFIG_KEYS if k in config} == card["net_config"]
+    protocols = {(s["test_set"], s["protocol"]) for s in card["scores"]}
+    assert {p for _, p in protocols} == {"standard", "paper"}
+    assert os.path.isfile(os.path.join(folder, f"{name}.md"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_load_gives_the_card_net_and_derains(name):
+    net = pretrained.load(name)
+    card = pretrained.card(name)
+    names = [layer.name for layer in net.layers]
+    assert ("channel_attention" in names) == card["net_config"]["channel_attention"]
+    from menet_tf import inference
+    from menet_tf.model import required_multiple
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (1, 37, 53, 3), dtype=np.uint8)
+    out = inference.derain_image(net, image, required_multiple(card["net_config"]["channel_attention"]))
+    assert out.shape == (1, 37, 53, 3) and 0 <= out.min() and out.max() <= 255
+
+
+@pytest.mark.skipif(not os.path.isdir(RAIN100L), reason="../shared/data/Rain100L is absent")
+@pytest.mark.parametrize("name", [n for n in NAMES if any("pairs 1-50" in s["test_set"] for s in pretrained.card(n)["scores"])])
+def test_card_scores_are_reproduced_on_the_rain100l_test_half(name):
+    """The card's standard-protocol score on Rain100L pairs 1-50, measured again from the shipped weights."""
+    from experiments import evaluation
+
+    pairs = [(os.path.join(RAIN100L, f"rain-{i:03d}.png"), os.path.join(RAIN100L, f"norain-{i:03d}.png"))
+             for i in range(1, 51)]
+    predict, multiple, _ = evaluation.load_predictor(model_dir=pretrained.model_dir(name))
+    summary = evaluation.evaluate_model(predict, pairs, protocols="standard", save_images=0, multiple=multiple,
+                                        progress=False)
+    want = next(s for s in pretrained.card(name)["scores"]
+                if "pairs 1-50" in s["test_set"] and s["protocol"] == "standard")
+    got = summary["protocols"]["standard"]
+    assert got["num_images"] == want["num_images"] == 50
+    assert abs(got["psnr"] - want["psnr"]) < 0.005 and abs(got["ssim"] - want["ssim"]) < 5e-5
+
+
+def test_unknown_names_and_damaged_weights_are_refused_by_name(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'; shipped models: "):
+        pretrained.model_dir("no-such-model")
+    name = pretrained.DEFAULT
+    root = tmp_path / "pretrained"
+    shutil.copytree(os.path.join(pretrained.PRETRAINED_DIR, name), root / name)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", str(root))
+    assert pretrained.model_dir(name) == str(root / name)
+    weights = root / name / "net.weights.h5"
+    blob = weights.read_bytes()
+    weights.write_bytes(blob[: len(blob) // 2])  # a truncated download
+    with pytest.raises(ValueError, match=r"net\.weights\.h5: sha256 differs from the model card's"):
+        pretrained.model_dir(name)
+    weights.unlink()
+    with pytest.raises(ValueError, match="missing"):
+        pretrained.model_dir(name)
+
+
+def test_resolve_takes_one_of_model_dir_and_model():
+    assert pretrained.resolve("some/dir", None) == "some/dir"
+    assert pretrained.resolve(None, None) is None
+    assert pretrained.resolve(None, None, default=True) == pretrained.model_dir(pretrained.DEFAULT)
+    assert pretrained.resolve(None, pretrained.DEFAULT) == pretrained.model_dir(pretrained.DEFAULT)
+    with pytest.raises(ValueError, match="not both"):
+        pretrained.resolve("some/dir", pretrained.DEFAULT)
+
+
+def _photo(path, size=(70, 50)):
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+
+
+def _run(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_derain_without_a_model_uses_the_default_one_and_equals_the_named_one(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    _photo(photo)
+    default = _run("experiments.derain", f"--input={photo}", f"--output_dir={tmp_path / 'a'}")
+    assert default.returncode == 0, default.stderr[-2000:]
+    assert f"shipped model {pretrained.DEFAULT}" in default.stdout + default.stderr
+    named = _run("experiments.derain", f"--input={photo}", f"--output_dir={tmp_path / 'b'}",
+                 f"--model={pretrained.DEFAULT}")
+    assert named.returncode == 0, named.stderr[-2000:]
+    a = np.asarray(Image.open(tmp_path / "a" / "photo.png"))
+    assert a.shape == (50, 70, 3)
+    assert np.array_equal(a, np.asarray(Image.open(tmp_path / "b" / "photo.png")))
+    bad = _run("experiments.derain", f"--input={photo}", f"--output_dir={tmp_path / 'c'}", "--model=no-such-model")
+    assert bad.returncode == 2 and "unknown model 'no-such-model'" in bad.stderr.strip().splitlines()[-1]
+    both = _run("experiments.derain", f"--input={photo}", f"--output_dir={tmp_path / 'c'}",
+                f"--model={pretrained.DEFAULT}", "--model_dir=runs/x")
+    assert both.returncode == 2 and "at most one of" in both.stderr.strip().splitlines()[-1]
+    assert not os.path.exists(tmp_path / "c")
+
+
+def test_evaluate_and_timing_take_model_name(tmp_path):
+    import synthetic_pairs  # tests/synthetic_pairs.py
+
+    data = synthetic_pairs.make_pairs(tmp_path / "pairs", n=2, size=(48, 40))
+    out = tmp_path / "eval"
+    r = _run("experiments.evaluate", f"--model={pretrained.DEFAULT}", f"--data_dir={data}", f"--output_dir={out}",
+             "--protocol=standard", "--save_images=0", "--noprogress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["model"] == pretrained.DEFAULT and summary["num_images"] == 2
+    assert summary["model_dir"] == pretrained.model_dir(pretrained.DEFAULT)
+    r = _run("experiments.timing", f"--model={pretrained.DEFAULT}", "--sizes=64x48", "--batch_sizes=1",
+             "--xla=off", "--device=cpu", "--runs=1", "--warmup=0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert [x["variant"] for x in report["results"]] == [pretrained.DEFAULT]
+    assert report["results"][0]["channel_attention"] == pretrained.card(pretrained.DEFAULT)["net_config"]["channel_attention"]
+
+
+def test_console_scripts_are_declared_and_point_at_the_clis():
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    scripts = dict(line.split("=", 1) for line in cfg["options.entry_points"]["console_scripts"].strip().splitlines())
+    scripts = {k.strip(): v.strip() for k, v in scripts.items()}
+    for script in ("menet-train", "menet-evaluate", "menet-derain", "menet-export"):
+        module, func = scripts[script].split(":")
+        assert module == "experiments." + script.split("-", 1)[1]
+        # (not imported: the CLIs define flags of the same names, which absl refuses in one process)
+        tree = ast.parse(open(importlib.util.find_spec(module).origin).read())
+        assert func in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    installed = os.path.join(os.path.dirname(sys.executable), "menet-derain")
+    if os.path.isfile(installed):  # pip install -e . made it: it runs the CLI
+        r = subprocess.run([installed, "--input=/no/such/photo.jpg", "--output_dir=/tmp/x"], env=ENV,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert r.stderr.strip().splitlines()[-1] == ("experiments.derain: error: --input=/no/such/photo.jpg: "
+                                                     "no such file or folder")

@@ -58,14 +58,43 @@ def usage_error(message: str):
     """Bad flags: one line on stderr, exit status 2, before any work."""
     cliutil.usage_error("experiments.derain", message)
 
-def list_inputs(path: str) -> list[str]:
+def list_inputs(path: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The image files to de-rain (a file, or a folder's image files, not recursive), and every other
+    entry of the folder with the reason it is not processed (a dangling link, a folder, a GIF, a file
+    that is not an image), so that nothing is skipped silently."""
     from menet_tf.imageio import is_image_file
 
-    if os.path.isdir(path):
-        return sorted(
-            os.path.join(path, n) for n in os.listdir(path) if is_image_file(n) and os.path.isfile(os.path.join(path, n))
-        )
-    return [path]
+    if not os.path.isdir(path):
+        return [path], []
+    inputs, others = [], []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        ext = os.path.splitext(name)[1].lower()
+        if os.path.islink(full) and not os.path.exists(full):
+            others.append((full, f"a dangling link (to {os.readlink(full)})"))
+        elif os.path.isdir(full):
+            others.append((full, "a folder with an image file name" if is_image_file(name) else "a folder (not recursed into)"))
+        elif is_image_file(name):
+            inputs.append(full)
+        elif ext == ".gif":
+            others.append((full, _gif_reason(full)))
+        else:
+            others.append((full, f"not an image file ({ext or 'no extension'}; "
+                                  "derain reads PNG, JPEG, BMP, TIFF and WebP)"))
+    return inputs, others
+
+
+def _gif_reason(path: str) -> str:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            frames = getattr(im, "n_frames", 1)
+    except Exception:  # noqa: BLE001 - any unreadable GIF is reported as such
+        return "a GIF that cannot be read"
+    if frames > 1:
+        return f"an animated GIF ({frames} frames): de-rain its frames as PNGs"
+    return "a GIF (palette colours): convert it to PNG"
 
 
 def output_names(paths: list[str]) -> dict[str, str]:
@@ -81,7 +110,7 @@ def output_names(paths: list[str]) -> dict[str, str]:
     return names
 
 
-def _check_flags() -> list[str]:
+def _check_flags() -> tuple[list[str], list[tuple[str, str]]]:
     given = [f for f, v in (("--model_dir", FLAGS.model_dir), ("--model", FLAGS.model),
                             ("--saved_model", FLAGS.saved_model)) if v]
     if len(given) > 1:
@@ -107,9 +136,10 @@ def _check_flags() -> list[str]:
         usage_error(f"--tile_overlap={FLAGS.tile_overlap}: must be >= 0, or -1 (auto)")
     if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
         usage_error(f"--output_dir={FLAGS.output_dir} exists and is not a folder")
-    paths = list_inputs(FLAGS.input)
+    paths, others = list_inputs(FLAGS.input)
     if not paths:
-        usage_error(f"--input={FLAGS.input}: no image files there")
+        more = f" ({len(others)} other entries, e.g. {others[0][0]}: {others[0][1]})" if others else ""
+        usage_error(f"--input={FLAGS.input}: no image files there{more}")
     names = output_names(paths)
     ins = {os.path.realpath(p) for p in paths}
     for p, stem in names.items():
@@ -117,7 +147,7 @@ def _check_flags() -> list[str]:
             out = os.path.realpath(os.path.join(FLAGS.output_dir, stem + suffix + ".png"))
             if out in ins:
                 usage_error(f"writing {out} would overwrite an input: choose another --output_dir")
-    return paths
+    return paths, others
 
 
 def load_model():
@@ -187,7 +217,7 @@ def compare_with_whole(fn, rainy, tiled, tile, overlap) -> str:
 def main(argv):
     if len(argv) > 1:
         usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
-    paths = _check_flags()
+    paths, others = _check_flags()
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
@@ -229,6 +259,8 @@ def main(argv):
     else:
         print("tiles: off (whole images)")
 
+    for path, reason in others:
+        print(f"not processed: {path}: {reason}", flush=True)
     failed: list[tuple[str, str]] = []
     written = 0
     t_start = time.perf_counter()
@@ -279,6 +311,9 @@ def main(argv):
     already = f" ({skipped} skipped: already there)" if skipped else ""
     print(f"done: {written} of {len(paths)} images written to {FLAGS.output_dir}{already} in {time.perf_counter() - t_start:.1f} s; "
           f"peak memory (max RSS of this process) {peak_mb:.0f} MB")
+    if others:
+        print(f"{len(others)} entr{'y' if len(others) == 1 else 'ies'} of {FLAGS.input} not processed (not images "
+              f"derain reads): {', '.join(os.path.basename(p) for p, _ in others)}")
     if failed:
         print(f"{len(failed)} failed:")
         for _, reason in failed:

@@ -168,3 +168,23 @@ def test_a_derain_killed_mid_folder_and_rerun_with_skip_existing_writes_every_ou
         got = np.asarray(Image.open(out / f"{stem}.png"))
         want = np.clip(np.round(reference_derain(net, image, 4)), 0, 255)
         assert np.abs(got.astype(int) - want).max() <= 1, stem
+
+
+def test_entries_it_does_not_process_are_reported_by_name(model_dir, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(photo(40, 52, 3)).save(src / "good.png")
+    frames = [Image.fromarray(photo(20, 24, s)) for s in (4, 5)]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])
+    os.symlink(tmp_path / "gone.png", src / "dangling.png")
+    (src / "folder.jpg").mkdir()
+    (src / "notes.txt").write_text("x")
+    out = tmp_path / "out"
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert sorted(os.listdir(out)) == ["good.png"]
+    lines = proc.stdout.splitlines()
+    for name, reason in [("anim.gif", "an animated GIF (2 frames)"), ("dangling.png", "a dangling link"),
+                         ("folder.jpg", "a folder with an image file name"), ("notes.txt", "not an image file (.txt")]:
+        assert any(line.startswith(f"not processed: {src / name}: {reason}") for line in lines), (name, proc.stdout)
+    assert "4 entries of" in lines[-1] and "anim.gif, dangling.png, folder.jpg, notes.txt" in lines[-1]

@@ -179,3 +179,48 @@ def test_console_scripts_are_declared_and_point_at_the_clis():
         assert r.returncode == 2, r.stderr[-2000:]
         assert r.stderr.strip().splitlines()[-1] == ("experiments.derain: error: --input=/no/such/photo.jpg: "
                                                      "no such file or folder")
+
+
+def test_export_writes_a_shipped_model_as_saved_model_and_tflite(tmp_path):
+    out = tmp_path / "export"
+    r = _run("experiments.export", f"--model={pretrained.DEFAULT}", f"--export_dir={out}", "--tflite")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]  # exit 0 = its own check against the Keras net passed
+    assert (out / "saved_model.pb").is_file() and (out / "menet.tflite").is_file()
+    info = json.loads((out / "menet_export.json").read_text())
+    assert info["net_config"] == pretrained.card(pretrained.DEFAULT)["net_config"]
+
+
+def test_a_wheel_installed_outside_the_repo_derains_with_the_default_model(tmp_path):
+    """`pip wheel .`, installed into a new virtualenv outside the repo: `menet-derain` (no model flag)
+    de-rains a photo with the default model from the wheel's own package data. The new environment
+    takes TensorFlow & co. from this one's site-packages (a path in a .pth file, whose own .pth files --
+    this checkout's editable install among them -- are not processed), so nothing is downloaded."""
+    import site
+    import sysconfig
+    import venv
+
+    wheels = tmp_path / "wheels"
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(wheels)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (wheel,) = wheels.glob("menet_tf-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    new_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    ours = [p for p in site.getsitepackages() if os.path.isdir(p)] or [sysconfig.get_paths()["purelib"]]
+    with open(os.path.join(new_site, "menet_deps.pth"), "w") as f:
+        f.write("\n".join(ours) + "\n")
+    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    where = subprocess.run([str(python), "-c", "import menet_tf.pretrained as p; print(p.__file__)"], cwd=tmp_path,
+                           env=ENV, capture_output=True, text=True, timeout=120)
+    assert where.stdout.strip().startswith(new_site), where.stdout + where.stderr  # the wheel's copy, not ROOT's
+    _photo(tmp_path / "photo.jpg")
+    r = subprocess.run([str(env_dir / "bin" / "menet-derain"), "--input=photo.jpg", "--output_dir=out"],
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert f"shipped model {pretrained.DEFAULT}" in r.stdout
+    assert np.asarray(Image.open(tmp_path / "out" / "photo.png")).shape == (50, 70, 3)

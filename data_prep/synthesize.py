@@ -3,6 +3,8 @@ r"""Render synthetic rain on clean images into a JORDER-flat folder (rain-NNN.pn
     python -m data_prep.synthesize --out data/syn_light --style light --seed 0
     python -m data_prep.synthesize --out data/syn_heavy --style heavy \
         --clean_dir /path/to/BSDS500_test --num_variants 2 --seed 1
+    python -m data_prep.synthesize --out data/syn_real --style heavy --clean_dir /path/to/BSDS500_test \
+        --num_variants 3 --scale_range 1,3 --haze_range 0,0.35 --seed 2   # real-photo-like rain
 
 Without --clean_dir the RGB photos bundled with scikit-image are used (the project's built-in data
 set). With the 200 BSDS500 test-split photos it makes training data disjoint from Rain100L/H.
@@ -30,7 +32,22 @@ flags.DEFINE_integer("max_images", None, "Use only the first N clean images (sor
                      lower_bound=1)
 flags.DEFINE_integer("min_size", None, "Skip clean images smaller than this on a side "
                      "(default 224, the training crop; 0 keeps all).", lower_bound=0)
+flags.DEFINE_list("scale_range", ["1", "1"], "lo,hi: each rendering's streak scale, log-uniform (2 = streaks "
+                  "twice as long and wide, as in photos larger than the benchmark sets'; menet_tf.synthesis.scaled_style).")
+flags.DEFINE_list("haze_range", None, "lo,hi: rain accumulation (haze) strength 1 - t per rendering, uniform; "
+                  "default none (menet_tf.synthesis.add_haze).")
+flags.DEFINE_list("airlight_range", ["200", "245"], "lo,hi: the haze's grey level, uniform.")
 flags.mark_flag_as_required("out")
+
+
+def _range(flag: str, values, lo_bound: float, hi_bound: float):
+    try:
+        lo, hi = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise app.UsageError(f"--{flag}: give two numbers lo,hi (got {values})") from None
+    if not lo_bound <= lo <= hi <= hi_bound:
+        raise app.UsageError(f"--{flag}={lo:g},{hi:g}: need {lo_bound:g} <= lo <= hi <= {hi_bound:g}")
+    return lo, hi
 
 
 def main(argv):
@@ -39,12 +56,16 @@ def main(argv):
     from menet_tf.imageio import ImageError
     from menet_tf.synthesis import synthesize_dataset
 
+    scale_range = _range("scale_range", FLAGS.scale_range, 0.1, 16.0)
+    haze_range = None if FLAGS.haze_range is None else _range("haze_range", FLAGS.haze_range, 0.0, 0.9)
+    airlight_range = _range("airlight_range", FLAGS.airlight_range, 0.0, 255.0)
     start = time.time()
     try:
         pairs = synthesize_dataset(FLAGS.out, FLAGS.style, clean_dir=FLAGS.clean_dir,
                                    seed=FLAGS.seed, max_images=FLAGS.max_images,
                                    min_size=FLAGS.min_size, num_variants=FLAGS.num_variants,
-                                   progress=True)
+                                   progress=True, scale_range=scale_range, haze_range=haze_range,
+                                   airlight_range=airlight_range)
     except (ImageError, FileNotFoundError, ValueError, OSError) as e:
         logging.error("%s", e)
         sys.exit(1)

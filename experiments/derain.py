@@ -49,6 +49,12 @@ flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir o
 flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU / mixed_bfloat16 on CPU (--model_dir only)")
 flags.DEFINE_bool("skip_existing", False, "skip inputs whose outputs are already in --output_dir (every output "
                   "is written whole or not at all, so after a crash a re-run with this flag does the rest)")
+flags.DEFINE_string("rain_scale", "1", "how many times larger the photo's streaks are than the training "
+                    "data's: the net runs on the photo shrunk by it and the rain it removes there is enlarged and "
+                    "subtracted at full resolution (menet_tf.inference.derain_at_scale); 'auto' = the photo's short "
+                    "side / 481 px (1.5 x the benchmark images' 321), clamped to [1, 8]; 1 = off (default: on "
+                    "real photos it thins wide, soft streaks but leaves sharp thin ones that scale 1 removes, "
+                    "docs/gallery.md)")
 flags.DEFINE_bool("compare_whole", False, "diagnostic: also de-rain each tiled image whole and print how much the two differ")
 flags.mark_flags_as_required(["input", "output_dir"])
 
@@ -59,42 +65,10 @@ def usage_error(message: str):
     cliutil.usage_error("experiments.derain", message)
 
 def list_inputs(path: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """The image files to de-rain (a file, or a folder's image files, not recursive), and every other
-    entry of the folder with the reason it is not processed (a dangling link, a folder, a GIF, a file
-    that is not an image), so that nothing is skipped silently."""
-    from menet_tf.imageio import is_image_file
+    """The images to de-rain and every other folder entry with its reason (menet_tf.imageio.list_image_inputs)."""
+    from menet_tf.imageio import list_image_inputs
 
-    if not os.path.isdir(path):
-        return [path], []
-    inputs, others = [], []
-    for name in sorted(os.listdir(path)):
-        full = os.path.join(path, name)
-        ext = os.path.splitext(name)[1].lower()
-        if os.path.islink(full) and not os.path.exists(full):
-            others.append((full, f"a dangling link (to {os.readlink(full)})"))
-        elif os.path.isdir(full):
-            others.append((full, "a folder with an image file name" if is_image_file(name) else "a folder (not recursed into)"))
-        elif is_image_file(name):
-            inputs.append(full)
-        elif ext == ".gif":
-            others.append((full, _gif_reason(full)))
-        else:
-            others.append((full, f"not an image file ({ext or 'no extension'}; "
-                                  "derain reads PNG, JPEG, BMP, TIFF and WebP)"))
-    return inputs, others
-
-
-def _gif_reason(path: str) -> str:
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            frames = getattr(im, "n_frames", 1)
-    except Exception:  # noqa: BLE001 - any unreadable GIF is reported as such
-        return "a GIF that cannot be read"
-    if frames > 1:
-        return f"an animated GIF ({frames} frames): de-rain its frames as PNGs"
-    return "a GIF (palette colours): convert it to PNG"
+    return list_image_inputs(path)
 
 
 def output_names(paths: list[str]) -> dict[str, str]:
@@ -130,6 +104,13 @@ def _check_flags() -> tuple[list[str], list[tuple[str, str]]]:
             usage_error("--jit_compile / --mixed_precision apply to --model_dir; a SavedModel's are fixed at export")
     if not os.path.exists(FLAGS.input):
         usage_error(f"--input={FLAGS.input}: no such file or folder")
+    if FLAGS.rain_scale != "auto":
+        try:
+            ok = float(FLAGS.rain_scale) >= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            usage_error(f"--rain_scale={FLAGS.rain_scale}: give a number >= 1 or 'auto'")
     if FLAGS.tile < 0:
         usage_error(f"--tile={FLAGS.tile}: must be >= 0 (0 = whole image)")
     if FLAGS.tile_overlap < -1:
@@ -189,6 +170,12 @@ def run_whole(fn, image):
 
     out = fn(np.asarray(image, np.float32)[None])
     return np.asarray(out.numpy() if hasattr(out, "numpy") else out, np.float32)[0]
+
+
+def rain_scale(height: int, width: int) -> float:
+    from menet_tf import inference
+
+    return inference.auto_rain_scale(height, width) if FLAGS.rain_scale == "auto" else float(FLAGS.rain_scale)
 
 
 def to_uint8(image):
@@ -275,26 +262,37 @@ def main(argv):
             continue
         try:
             rainy = read_image(path, exif_transpose=True)
-            h, w = rainy.shape[:2]
+            scale = rain_scale(*rainy.shape[:2])
+            net_input = rainy if scale <= 1 else inference.shrink_for_rain_scale(rainy, scale)
+            h, w = net_input.shape[:2]
             use_tiles = tile and (h > tile or w > tile)
             n_pass1, n_tiles = inference.tiled_calls(h, w, tile, overlap, two_pass) if use_tiles else (0, 1)
             pass1 = f" + {n_pass1} attention windows" if n_pass1 else ""
-            print(f": {w}x{h}, {n_tiles} tile{'s' if n_tiles > 1 else ''}{pass1}", flush=True)
+            at = f", rain scale {scale:.2f}: the net runs at {w}x{h}" if scale > 1 else ""
+            print(f": {rainy.shape[1]}x{rainy.shape[0]}{at}, {n_tiles} tile{'s' if n_tiles > 1 else ''}{pass1}", flush=True)
             bar = progress_bar(n_pass1 + n_tiles, unit_name="tile")
             t0 = time.perf_counter()
-            if use_tiles:
-                derained = inference.derain_tiled(
-                    net if net is not None else fn, rainy, tile=tile, overlap=overlap, multiple=multiple,
-                    jit_compile=FLAGS.jit_compile,
-                    out_dtype=np.float32 if FLAGS.compare_whole else np.uint8,
+            exact_float = FLAGS.compare_whole or scale > 1
+
+            def run_net(image):
+                if not use_tiles:
+                    out = run_whole(fn, image)
+                    bar.update(1)
+                    return out if exact_float else to_uint8(out)
+                out = inference.derain_tiled(
+                    net if net is not None else fn, image, tile=tile, overlap=overlap, multiple=multiple,
+                    jit_compile=FLAGS.jit_compile, out_dtype=np.float32 if exact_float else np.uint8,
                     progress=lambda done, total: bar.update(done),
                 )
                 if FLAGS.compare_whole:
-                    print("  " + compare_with_whole(fn, rainy, derained, tile, overlap), flush=True)
-                    derained = to_uint8(derained)
+                    print("  " + compare_with_whole(fn, image, out, tile, overlap), flush=True)
+                return out
+
+            if scale > 1:
+                derained = to_uint8(inference.derain_at_scale(run_net, rainy, scale, small=net_input))
             else:
-                derained = to_uint8(run_whole(fn, rainy))
-                bar.update(1)
+                derained = run_net(rainy)
+                derained = to_uint8(derained) if exact_float else derained
             stem = names[path]
             during = lambda: crash_point("derain_during_write", k - 1)  # noqa: E731 - crash tests only
             write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained, before_rename=during)

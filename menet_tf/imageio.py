@@ -129,3 +129,38 @@ def write_image(path: str, image, before_rename=None) -> None:
         Image.fromarray(a).save(tmp)
         if before_rename is not None:
             before_rename()
+
+
+def list_image_inputs(path: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The image files to de-rain (a file, or a folder's image files, not recursive), and every other
+    entry of the folder with the reason it is not processed (a dangling link, a folder, a GIF, a file
+    that is not an image), so that nothing is skipped silently."""
+    if not os.path.isdir(path):
+        return [path], []
+    inputs, others = [], []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        ext = os.path.splitext(name)[1].lower()
+        if os.path.islink(full) and not os.path.exists(full):
+            others.append((full, f"a dangling link (to {os.readlink(full)})"))
+        elif os.path.isdir(full):
+            others.append((full, "a folder with an image file name" if is_image_file(name) else "a folder (not recursed into)"))
+        elif is_image_file(name):
+            inputs.append(full)
+        elif ext == ".gif":
+            others.append((full, _gif_reason(full)))
+        else:
+            others.append((full, f"not an image file ({ext or 'no extension'}; "
+                                  "PNG, JPEG, BMP, TIFF and WebP are read)"))
+    return inputs, others
+
+
+def _gif_reason(path: str) -> str:
+    try:
+        with Image.open(path) as im:
+            frames = getattr(im, "n_frames", 1)
+    except Exception:  # noqa: BLE001 - any unreadable GIF is reported as such
+        return "a GIF that cannot be read"
+    if frames > 1:
+        return f"an animated GIF ({frames} frames): de-rain its frames as PNGs"
+    return "a GIF (palette colours): convert it to PNG"

@@ -533,8 +533,57 @@ def describe_tiling(height: int, width: int, tile: int, overlap: int) -> str:
     return f"{ny}x{nx} tiles of <= {tile} px, overlap {overlap}"
 
 
+# ------------------------------------------------------------------------------- streak scale
+
+# Rain100L / Rain100H images are 481 x 321: the training data's streaks are drawn at that scale.
+BENCHMARK_SHORT_SIDE = 321
+# experiments.rain_scale_study: shrinking by 1/1.5 of the true streak scale beat shrinking by all of it
+# (less background detail lost, streaks still small enough), at every scale measured.
+AUTO_RAIN_SCALE_SHORT_SIDE = 481
+MAX_AUTO_RAIN_SCALE = 8.0
+
+
+def auto_rain_scale(height: int, width: int) -> float:
+    """A guess of the rain scale to de-rain a photo at, from its size alone (streaks are a roughly
+    constant fraction of a photo's field of view): its short side over 481 px (1.5 x the benchmark
+    images' 321, the study's best reading), clamped to [1, 8]. A 481 x 321 benchmark image gets 1."""
+    return float(min(max(min(height, width) / AUTO_RAIN_SCALE_SHORT_SIDE, 1.0), MAX_AUTO_RAIN_SCALE))
+
+
+def shrink_for_rain_scale(image, scale: float) -> np.ndarray:
+    """``image`` shrunk by ``scale`` (area averaging), float32: what :func:`derain_at_scale` runs the net on."""
+    a = np.asarray(image, dtype=np.float32)
+    h, w = a.shape[:2]
+    small_hw = (max(1, round(h / scale)), max(1, round(w / scale)))
+    return tf.image.resize(a[None], small_hw, method="area").numpy()[0]
+
+
+def derain_at_scale(derain: Callable, image, scale: float, small: np.ndarray | None = None) -> np.ndarray:
+    """De-rain ``image`` (H x W x 3, uint8 or float 0..255) whose streaks are ``scale`` times larger than
+    the training data's: the net runs on the image shrunk by ``scale`` (area averaging, where its streaks
+    have the training scale), and the rain layer it removes there (shrunk input minus its output) is
+    enlarged back (bilinear) and subtracted from the full-resolution image, so the background keeps its
+    full-resolution detail. ``derain``: H' x W' x 3 float32 -> H' x W' x 3 float32 (any size); ``small``:
+    :func:`shrink_for_rain_scale` of the image when the caller has it already. Returns float32 0..255 of
+    the image's shape; ``scale <= 1`` is ``derain(image)`` itself."""
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim != 3 or a.shape[-1] != 3:
+        raise ValueError(f"expected an H x W x 3 image, got shape {a.shape}")
+    if scale <= 1.0:
+        return np.asarray(derain(a), dtype=np.float32)
+    h, w = a.shape[:2]
+    small = shrink_for_rain_scale(a, scale) if small is None else small
+    rain = small - np.asarray(derain(small), dtype=np.float32)
+    rain_full = tf.image.resize(rain[None], (h, w), method="bilinear").numpy()[0]
+    return np.clip(a - rain_full, 0.0, 255.0)
+
+
 __all__ = [
     "DEFAULT_TILE",
+    "BENCHMARK_SHORT_SIDE",
+    "auto_rain_scale",
+    "derain_at_scale",
+    "shrink_for_rain_scale",
     "configure_precision",
     "gpu_present",
     "mixed_precision_policy",

@@ -130,6 +130,20 @@ STYLES = {
 }
 
 
+def scaled_style(style: str | RainStyle, scale: float) -> RainStyle:
+    """``style`` as if seen ``scale`` times closer: streak lengths, widths and blur times ``scale``,
+    seed density divided by ``scale``^2 (the same drops per area of the scene), brightness and angles
+    unchanged. ``scaled_style(s, 1)`` renders exactly like ``s``. Real photos' streaks are several times
+    longer and wider than the benchmark sets' (issue 12); this renders rain at their scale."""
+    st = STYLES[style] if isinstance(style, str) else style
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    layers = tuple(dataclasses.replace(
+        spec, density=tuple(d / scale**2 for d in spec.density), length=tuple(v * scale for v in spec.length),
+        width=tuple(v * scale for v in spec.width), blur_sigma=spec.blur_sigma * scale) for spec in st.layers)
+    return RainStyle(name=st.name if scale == 1 else f"{st.name}_x{scale:g}", main_angle=st.main_angle, layers=layers)
+
+
 def builtin_clean_images() -> list:
     """Paths of the bundled RGB photos (:data:`BUILTIN_PHOTOS`) inside the installed scikit-image."""
     import skimage.data
@@ -220,6 +234,32 @@ def add_rain(clean, style: str | RainStyle, rng: np.random.Generator) -> np.ndar
     return o.astype(np.uint8)
 
 
+def add_haze(rainy, haze: float, airlight: float) -> np.ndarray:
+    """Rain accumulation (the veil of distant rain; Li et al., "Heavy Rain Image Restoration", CVPR 2019,
+    with a uniform transmission t = 1 - ``haze``): O' = t * O + (1 - t) * A, A = ``airlight`` (grey,
+    0..255), as uint8 (rounded half up), for an H x W x 3 uint8 rainy image O = clip(B + R). The clean
+    target B stays haze-free, so a model trained on it removes the veil too."""
+    o = np.asarray(rainy, dtype=np.float64)
+    if not 0.0 <= haze < 1.0:
+        raise ValueError(f"haze must be in [0, 1), got {haze}")
+    return np.floor(np.clip((1.0 - haze) * o + haze * airlight, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+def variant_settings(seed: int, name: str, variant: int, scale_range=(1.0, 1.0), haze_range=None,
+                     airlight_range=(200.0, 245.0)) -> tuple[float, float, float]:
+    """(rain scale, haze, airlight) of one rendering, from a generator of its own (the rain's generator,
+    :func:`image_rng`, is untouched, so the defaults render exactly what they always did): the scale
+    log-uniform in ``scale_range``, haze and airlight uniform (haze 0 without ``haze_range``)."""
+    lo, hi = scale_range
+    if not 0 < lo <= hi:
+        raise ValueError(f"scale_range must be 0 < lo <= hi, got {scale_range}")
+    aux = image_rng(seed, name, variant + 1_000_000)
+    scale = float(np.exp(aux.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
+    if haze_range is None:
+        return scale, 0.0, 0.0
+    return scale, float(aux.uniform(*haze_range)), float(aux.uniform(*airlight_range))
+
+
 def _check_style(style: str) -> None:
     if style not in STYLES:
         raise ValueError(f"unknown rain style {style!r}: use one of {', '.join(sorted(STYLES))}")
@@ -227,7 +267,8 @@ def _check_style(style: str) -> None:
 
 def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, seed: int = 0,
                        max_images: int | None = None, min_size: int | None = None,
-                       num_variants: int = 1, progress: bool = False) -> list:
+                       num_variants: int = 1, progress: bool = False, scale_range=(1.0, 1.0),
+                       haze_range=None, airlight_range=(200.0, 245.0)) -> list:
     """Render rain on clean images and write a JORDER-flat data set into ``out_dir``.
 
     Clean images: the files of ``clean_dir`` (sorted by name), or the bundled photos when it is None;
@@ -235,7 +276,11 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
     :data:`DEFAULT_MIN_SIZE` = 224, the training crop; 0 keeps all) are skipped with a logged warning
     naming them. Each kept image gets ``num_variants`` renderings, pairs numbered from 1 in order
     (image-major): ``rain-NNN.png`` and ``norain-NNN.png`` (at least 3 digits). ``manifest.csv`` lists
-    index, source file name, variant, style and seed.
+    index, source file name, variant, style, seed, rain scale, haze and airlight.
+
+    Real photos: ``scale_range`` draws each rendering's streak scale (:func:`scaled_style`) log-uniformly
+    from it, ``haze_range`` adds rain accumulation (:func:`add_haze`) of a uniform strength from it (see
+    :func:`variant_settings`). The defaults render the benchmark-scale rain of the style, no haze.
 
     Returns the list of (rain_path, norain_path) written. Unreadable images raise
     :class:`~menet_tf.imageio.ImageError` naming the file.
@@ -276,7 +321,11 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
     for path, img in images:
         for variant in range(num_variants):
             idx += 1
-            rainy = add_rain(img, style, image_rng(seed, path, variant))
+            scale, haze, airlight = variant_settings(seed, path, variant, scale_range, haze_range, airlight_range)
+            st = scaled_style(style, scale) if scale != 1.0 else style
+            rainy = add_rain(img, st, image_rng(seed, path, variant))
+            if haze > 0:
+                rainy = add_haze(rainy, haze, airlight)
             rain_path = os.path.join(out_dir, f"rain-{idx:0{digits}d}.png")
             norain_path = os.path.join(out_dir, f"norain-{idx:0{digits}d}.png")
             try:
@@ -285,14 +334,15 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
             except OSError as e:
                 raise OSError(f"{rain_path}: cannot write ({e})") from None
             pairs.append((rain_path, norain_path))
-            manifest.append([idx, os.path.basename(path), variant, style, seed])
+            manifest.append([idx, os.path.basename(path), variant, style, seed, f"{scale:.4f}", f"{haze:.4f}",
+                             f"{airlight:.1f}"])
             if bar is not None:
                 bar.update(idx)
     from menet_tf.atomic import atomic_write
 
     with atomic_write(os.path.join(out_dir, "manifest.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["index", "source", "variant", "style", "seed"])
+        w.writerow(["index", "source", "variant", "style", "seed", "scale", "haze", "airlight"])
         w.writerows(manifest)
     return pairs
 

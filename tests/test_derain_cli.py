@@ -188,3 +188,24 @@ def test_entries_it_does_not_process_are_reported_by_name(model_dir, tmp_path):
                          ("folder.jpg", "a folder with an image file name"), ("notes.txt", "not an image file (.txt")]:
         assert any(line.startswith(f"not processed: {src / name}: {reason}") for line in lines), (name, proc.stdout)
     assert "4 entries of" in lines[-1] and "anim.gif, dangling.png, folder.jpg, notes.txt" in lines[-1]
+
+
+def test_rain_scale_runs_the_net_on_the_shrunk_photo(model_dir, tmp_path):
+    from menet_tf import inference
+
+    src = tmp_path / "in"
+    src.mkdir()
+    image = photo(90, 130, 7)
+    Image.fromarray(image).save(src / "p.png")
+    out = tmp_path / "out"
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--rain_scale=2.5")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "rain scale 2.50: the net runs at 52x36" in proc.stdout
+    net = load_net(model_dir)
+    want = inference.derain_at_scale(lambda x: reference_derain(net, x, 4), image, 2.5)
+    got = np.asarray(Image.open(out / "p.png")).astype(np.float32)
+    assert np.abs(got - want).max() <= 0.5 + 1e-3
+    plain = run_derain(f"--input={src}", f"--output_dir={tmp_path / 'plain'}", f"--model_dir={model_dir}")
+    assert "rain scale" not in plain.stdout  # scale 1 unless told
+    bad = run_derain(f"--input={src}", f"--output_dir={tmp_path / 'bad'}", f"--model_dir={model_dir}", "--rain_scale=0.5")
+    assert bad.returncode == 2 and "--rain_scale=0.5: give a number >= 1" in bad.stderr

@@ -307,3 +307,31 @@ def test_tiled_with_ca_two_passes_equals_whole_image(ca_nets, variant):
 def test_tiled_with_ca_rejects_tiles_below_the_pass1_margin(ca_nets):
     with pytest.raises(ValueError, match="tile >= 112"):
         I.derain_tiled(ca_nets["released"], smooth_image(100, 200), tile=96, overlap=32, multiple=16)
+
+
+def test_derain_at_scale_identities():
+    """The rain layer found on the shrunk image is enlarged and subtracted: a net that removes nothing
+    returns the image exactly; one that removes a constant c removes c everywhere (bilinear enlargement
+    of a constant is that constant); scale 1 is the net itself."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (45, 67, 3)).astype(np.float32)
+    calls = []
+
+    def identity(x):
+        calls.append(x.shape)
+        return x
+
+    np.testing.assert_array_equal(I.derain_at_scale(identity, image, 3.0), image)
+    assert calls == [(15, 22, 3)]  # round(45/3), round(67/3)
+    got = I.derain_at_scale(lambda x: x - 10.0, image, 2.5)
+    np.testing.assert_allclose(got, np.clip(image - 10.0, 0, 255), atol=1e-3)
+    np.testing.assert_array_equal(I.derain_at_scale(lambda x: x * 0.5, image, 1.0), image * 0.5)
+    # the shrunk image is the area average: a 2x2 block mean at scale 2
+    small = I.shrink_for_rain_scale(image[:44, :66], 2.0)
+    np.testing.assert_allclose(small, image[:44, :66].reshape(22, 2, 33, 2, 3).mean((1, 3)), atol=1e-3)
+
+
+def test_auto_rain_scale_reads_the_short_side():
+    assert I.auto_rain_scale(321, 481) == 1.0  # a benchmark image: untouched
+    assert I.auto_rain_scale(1440, 1920) == pytest.approx(1440 / 481)
+    assert I.auto_rain_scale(100, 50) == 1.0 and I.auto_rain_scale(20000, 30000) == 8.0

@@ -180,3 +180,57 @@ def test_cli_writes_the_same_bytes_as_the_library(tmp_path):
     assert sorted(os.listdir(out)) == files and len(files) == 9
     for f in files:
         assert (out / f).read_bytes() == (lib / f).read_bytes(), f
+
+
+def test_scaled_style_is_the_same_rain_seen_closer():
+    light = synthesis.STYLES["light"]
+    same = synthesis.scaled_style("light", 1)
+    assert same.layers == light.layers
+    a = synthesis.render_rain((64, 80), light, np.random.default_rng(5))
+    np.testing.assert_array_equal(synthesis.render_rain((64, 80), same, np.random.default_rng(5)), a)
+    big = synthesis.scaled_style(light, 3)
+    for s, b in zip(light.layers, big.layers):
+        assert b.length == (3 * s.length[0], 3 * s.length[1]) and b.width == (3 * s.width[0], 3 * s.width[1])
+        assert b.density == pytest.approx((s.density[0] / 9, s.density[1] / 9))
+        assert b.blur_sigma == pytest.approx(3 * s.blur_sigma) and b.brightness == s.brightness
+    # the same drops per scene area, each 3x longer and wider: the rain covers about the same fraction
+    rng = np.random.default_rng(1)
+    cover = [np.mean(synthesis.render_rain((480, 480), st, rng) > 20) for st in (light, big)]
+    assert 0.5 < cover[1] / cover[0] < 2
+
+
+def test_haze_is_the_transmission_blend():
+    o = np.array([[[0, 100, 255]]], dtype=np.uint8)
+    # t = 0.75, A = 220: 0.75 * O + 0.25 * 220 = 55, 130, 246.25 -> rounded half up
+    np.testing.assert_array_equal(synthesis.add_haze(o, 0.25, 220.0), [[[55, 130, 246]]])
+    np.testing.assert_array_equal(synthesis.add_haze(o, 0.0, 220.0), o)
+    with pytest.raises(ValueError, match="haze must be in"):
+        synthesis.add_haze(o, 1.0, 220.0)
+
+
+def test_scales_and_haze_per_rendering_are_recorded_and_rendered(tmp_path):
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        write_image(str(clean_dir / name), rng.integers(0, 256, (60, 70, 3), dtype=np.uint8))
+    plain = synthesis.synthesize_dataset(str(tmp_path / "plain"), "heavy", clean_dir=str(clean_dir), seed=4,
+                                         min_size=0, num_variants=2)
+    real = synthesis.synthesize_dataset(str(tmp_path / "real"), "heavy", clean_dir=str(clean_dir), seed=4,
+                                        min_size=0, num_variants=2, scale_range=(1.0, 3.0), haze_range=(0.1, 0.3))
+    with open(tmp_path / "real" / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    scales = [float(r["scale"]) for r in rows]
+    hazes = [float(r["haze"]) for r in rows]
+    assert all(1.0 <= s <= 3.0 for s in scales) and len(set(scales)) == 4
+    assert all(0.1 <= h <= 0.3 for h in hazes)
+    for (r_plain, c_plain), (r_real, c_real), row in zip(plain, real, rows):
+        np.testing.assert_array_equal(read_image(c_plain), read_image(c_real))  # the target stays clean
+        clean = read_image(c_real)
+        streaks = synthesis.add_rain(clean, synthesis.scaled_style("heavy", float(row["scale"])),
+                                     synthesis.image_rng(4, row["source"], int(row["variant"])))
+        want = synthesis.add_haze(streaks, float(row["haze"]), float(row["airlight"]))
+        # the manifest rounds scale and haze to 4 decimals: a grey level or two, at most
+        assert np.abs(read_image(r_real).astype(int) - want.astype(int)).max() <= 2
+    with open(tmp_path / "plain" / "manifest.csv") as f:
+        assert {(r["scale"], r["haze"]) for r in csv.DictReader(f)} == {("1.0000", "0.0000")}

@@ -1,0 +1,91 @@
+r"""The real-photo gallery of docs/gallery.md: rainy | de-rained as is | de-rained at the auto rain scale.
+
+    python -m experiments.gallery --input=../shared/data/real_rain --output_dir=docs/gallery
+
+For every photo of --input (a shipped model by default: the default one), one JPEG of at most --max_kb
+KB, --width px wide: the rainy photo, the model's output with ``--rain_scale=1`` and with
+``--rain_scale=auto`` (``menet_tf.inference.auto_rain_scale``), side by side, each de-rained at full
+resolution (exact tiles, as ``experiments.derain`` does) and then shrunk for the page. The real photos
+of ``../shared/data/real_rain`` are for research use only and not for this repository, so
+``docs/gallery/`` is not committed (.gitignore): run this command to see the pictures docs/gallery.md
+describes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from absl import app, flags
+
+from experiments import cliutil
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("input", None, "a folder of photos")
+flags.DEFINE_string("output_dir", None, "where the JPEGs go")
+flags.DEFINE_string("model_dir", None, "a trained model directory")
+flags.DEFINE_string("model", None, "a shipped model (default: the default one)")
+flags.DEFINE_integer("width", 1500, "width of each JPEG (three panels)")
+flags.DEFINE_integer("max_kb", 200, "largest JPEG size in KB")
+flags.mark_flags_as_required(["input", "output_dir"])
+
+
+def jpeg_under(image, max_bytes: int) -> bytes:
+    """The best-quality JPEG of ``image`` (a PIL image) that fits in ``max_bytes``."""
+    for quality in range(92, 19, -4):
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=quality, optimize=True)
+        if buf.tell() <= max_bytes:
+            return buf.getvalue()
+    raise ValueError(f"cannot fit a {image.size} JPEG in {max_bytes} bytes")
+
+
+def main(argv):
+    if len(argv) > 1:
+        cliutil.usage_error("experiments.gallery", f"unexpected arguments: {' '.join(argv[1:])}")
+    model_dir = cliutil.resolve_model("experiments.gallery", FLAGS.model_dir, FLAGS.model, default=True)
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from menet_tf.imageio import list_image_inputs as list_inputs
+    from menet_tf import atomic, inference
+    from menet_tf.imageio import read_image
+    from menet_tf.model import load_net, read_config, required_multiple
+
+    config = read_config(model_dir)
+    net = load_net(model_dir)
+    multiple = required_multiple(bool(config.get("channel_attention")))
+    overlap = inference.auto_overlap(inference.receptive_radius(int(config.get("num_res_blocks", 8))), multiple)
+    fn = inference.padded_fn(net, multiple)
+
+    def derain(x):
+        if max(x.shape[:2]) <= 1024:
+            return fn(tf.constant(np.asarray(x, np.float32)[None])).numpy()[0]
+        return inference.derain_tiled(net, x, tile=1024, overlap=overlap, multiple=multiple, out_dtype=np.float32)
+
+    paths, others = list_inputs(FLAGS.input)
+    for path, reason in others:
+        print(f"not processed: {path}: {reason}")
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    for path in paths:
+        rainy = read_image(path, exif_transpose=True)
+        h, w = rainy.shape[:2]
+        scale = inference.auto_rain_scale(h, w)
+        panels = [rainy, derain(rainy), inference.derain_at_scale(derain, rainy, scale)]
+        strip = np.concatenate([np.clip(np.round(p), 0, 255).astype(np.uint8) for p in panels], axis=1)
+        page = Image.fromarray(strip)
+        page = page.resize((FLAGS.width, max(1, round(FLAGS.width * h / (3 * w)))), Image.LANCZOS)
+        out = os.path.join(FLAGS.output_dir, os.path.splitext(os.path.basename(path))[0] + ".jpg")
+        blob = jpeg_under(page, FLAGS.max_kb * 1000)
+        with atomic.atomic_write(out, "wb") as f:
+            f.write(blob)
+        print(f"{out}: {w}x{h}, auto rain scale {scale:.2f}, {len(blob) / 1000:.0f} KB", flush=True)
+
+
+def console():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    console()

@@ -37,8 +37,10 @@ from experiments.cliutil import usage_error
 from menet_tf.atomic import atomic_write
 
 flags.DEFINE_enum("preset", "none", ["none", "demo"], "demo: built-in synthetic data and a short schedule.")
-flags.DEFINE_enum("table", "table1", ["table1", "table2", "table4"], "Which table's flagfiles to run.")
-flags.DEFINE_list("rows", None, "Rows (flagfile names) to run; default: all rows of --table in paper order.")
+flags.DEFINE_enum("table", "table1", ["table1", "table2", "table4", "variants"], "Which table's flagfiles to run.")
+flags.DEFINE_list("rows", None, "Rows (flagfile names) to run; default: all rows of --table in paper order. A row "
+                  "of another table as TABLE:ROW (e.g. table2:menet_lb_deep, variants:menet_lb_stable); 'table1' "
+                  "alone = all its rows. Row names must be unique: they name the model folders.")
 flags.DEFINE_string("data_dir", None, "Training pairs (not needed with --preset=demo).")
 flags.DEFINE_string("test_dir", None, "Test pairs (not needed with --preset=demo).")
 flags.DEFINE_string("output_dir", None, "Where models, evaluations, the table and figures go.")
@@ -92,6 +94,52 @@ def row_order(table: str) -> list[str]:
         order = [r for r, _ in TABLE1_ORDER]
         return [r for r in order if r in rows] + [r for r in rows if r not in order]
     return rows
+
+
+def parse_rows(specs, default_table: str) -> list[tuple[str, str]]:
+    """(table, row) per --rows entry: ``row`` (of ``default_table``), ``table:row``, or a bare table name
+    for all its rows in paper order. ValueError naming an unknown table or row, or a row named twice."""
+    from experiments.config import EXPERIMENTS_DIR
+
+    tables = sorted(d for d in os.listdir(EXPERIMENTS_DIR) if os.path.isdir(os.path.join(EXPERIMENTS_DIR, d))
+                    and any(f.endswith(".flags") for f in os.listdir(os.path.join(EXPERIMENTS_DIR, d))))
+    out = []
+    for spec in specs or [default_table]:
+        if ":" in spec:
+            table, row = spec.split(":", 1)
+        elif spec in tables:
+            table, row = spec, ""
+        else:
+            table, row = default_table, spec
+        if table not in tables:
+            raise ValueError(f"--rows: {spec}: no table {table!r} (have: {', '.join(tables)})")
+        available = row_order(table)
+        chosen = available if not row else [row]
+        unknown = [r for r in chosen if r not in available]
+        if unknown:
+            raise ValueError(f"--rows: no flagfile for {unknown} in {table} (have: {', '.join(available)})")
+        out += [(table, r) for r in chosen]
+    names = [r for _, r in out]
+    twice = sorted({r for r in names if names.count(r) > 1})
+    if twice:
+        raise ValueError(f"--rows: {', '.join(twice)} named twice (row names name the model folders)")
+    return out
+
+
+def row_name(table: str, row: str) -> str:
+    """A row's display name: Table I's from the paper, else its flagfile's first comment after the colon."""
+    from experiments.config import row_flagfile
+    from experiments.published import TABLE1_ORDER
+
+    names = dict(TABLE1_ORDER)
+    if table == "table1" and row in names:
+        return names[row]
+    with open(row_flagfile(row, table)) as f:
+        first = f.readline().strip()
+    if first.startswith("#"):
+        text = first.lstrip("# ").split(":", 1)[-1].strip()
+        return text.split(" (")[0] if len(text) > 60 else text
+    return row
 
 
 def overrides() -> dict:
@@ -200,11 +248,11 @@ def write_runs_csv(output_dir: str, runs: list[dict]) -> str:
 
 
 def write_seed_table(table: str, runs: list[dict], rows: list[str], seeds: list[int], input_summary: dict,
-                     output_dir: str) -> tuple[str, str]:
+                     output_dir: str, names: dict | None = None) -> tuple[str, str]:
     """table.md / table.csv over seeds: mean [min, max] per score, seeds present, missing seeds."""
     from experiments.published import TABLE1_ORDER
 
-    names = dict(TABLE1_ORDER)
+    names = {**dict(TABLE1_ORDER), **(names or {})}
     inp = run_scores(input_summary)
     aggs = aggregate_seeds(runs, rows, seeds)
     header = ["row", "name", "n", "n_expected", "missing"] + [f"{k}_{s}" for k in SCORES for s in ("mean", "min", "max")] \
@@ -261,11 +309,12 @@ def write_seed_table(table: str, runs: list[dict], rows: list[str], seeds: list[
     return md_path, csv_path
 
 
-def write_table(table: str, summaries: dict, input_summary: dict, output_dir: str) -> tuple[str, str]:
+def write_table(table: str, summaries: dict, input_summary: dict, output_dir: str,
+                names: dict | None = None) -> tuple[str, str]:
     """table.md and table.csv: our paper/standard PSNR/SSIM, gain over the input, published numbers."""
     from experiments.published import TABLE1_ORDER
 
-    names = dict(TABLE1_ORDER)
+    names = {**dict(TABLE1_ORDER), **(names or {})}
     dataset = input_summary.get("dataset", "")
 
     def proto(s, p, key):
@@ -334,11 +383,12 @@ def main(argv):
         check_writable(output_dir, "--output_dir")
     except ValueError as e:
         usage_error("experiments.ablation", str(e))
-    available = row_order(FLAGS.table)
-    rows = FLAGS.rows or available
-    unknown = [r for r in rows if r not in available]
-    if unknown:
-        usage_error("experiments.ablation", f"--rows: no flagfile for {unknown} in {FLAGS.table} (have: {', '.join(available)})")
+    try:
+        table_rows = parse_rows(FLAGS.rows, FLAGS.table)
+    except ValueError as e:
+        usage_error("experiments.ablation", str(e))
+    rows = [r for _, r in table_rows]
+    table_of = dict((r, t) for t, r in table_rows)
     if FLAGS.preset == "demo":
         data_dir, test_dir = prepare_demo_data(os.path.join(output_dir, "data"))
     else:
@@ -359,7 +409,7 @@ def main(argv):
         usage_error("experiments.ablation", f"--seeds: a seed is named twice in {seeds}")
     for row in rows:  # a reused row folder trained with other settings stops the run before any work
         for seed in seeds or [None]:
-            config = run_config(FLAGS.table, row, data_dir, output_dir, settings, seed)
+            config = run_config(table_of[row], row, data_dir, output_dir, settings, seed)
             try:
                 check_reusable(config, config.model_dir)
             except ValueError as e:
@@ -370,27 +420,25 @@ def main(argv):
     input_summary = evaluation.evaluate_model(None, test_dir, protocols=FLAGS.protocol,
                                               output_dir=os.path.join(output_dir, "eval", "input"),
                                               name=evaluation.IDENTITY_NAME, save_images=FLAGS.save_images)
+    names = {r: row_name(t, r) for t, r in table_rows}
     if seeds is not None:
-        from experiments.published import TABLE1_ORDER
-
-        names = dict(TABLE1_ORDER)
         runs = []
         for seed in seeds:  # seed by seed: an interrupted run leaves whole seeds of as many rows as possible
             for row in rows:
-                summary = run_row(FLAGS.table, row, data_dir, test_dir, output_dir, settings, seed)
+                summary = run_row(table_of[row], row, data_dir, test_dir, output_dir, settings, seed)
                 runs.append({"row": row, "name": names.get(row, row), "seed": seed, **run_scores(summary),
                              "train_seconds": summary.get("train_seconds"),
                              "model_dir": os.path.relpath(run_dirs(output_dir, row, seed)[0], output_dir)})
                 write_runs_csv(output_dir, runs)
-                write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir)
-        md_path, csv_path = write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir)
+                write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir, names)
+        md_path, csv_path = write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir, names)
         eval_dirs = [os.path.join(output_dir, "eval", "input")] + [run_dirs(output_dir, r, seeds[0])[1] for r in rows]
     else:
         summaries = {}
         for row in rows:
-            summaries[row] = run_row(FLAGS.table, row, data_dir, test_dir, output_dir, settings)
-            write_table(FLAGS.table, summaries, input_summary, output_dir)  # a partial table survives a crash
-        md_path, csv_path = write_table(FLAGS.table, summaries, input_summary, output_dir)
+            summaries[row] = run_row(table_of[row], row, data_dir, test_dir, output_dir, settings)
+            write_table(FLAGS.table, summaries, input_summary, output_dir, names)  # a partial table survives a crash
+        md_path, csv_path = write_table(FLAGS.table, summaries, input_summary, output_dir, names)
         eval_dirs = [os.path.join(output_dir, "eval", d) for d in ["input", *rows]]
     pngs = figures.compare(eval_dirs, os.path.join(output_dir, "figures"))
     with open(md_path) as f:

@@ -91,3 +91,27 @@ def test_demo_with_two_seeds_writes_runs_csv_and_the_seed_table(tmp_path):
     assert float(table["lp"]["standard_psnr_mean"]) == pytest.approx(sum(lp) / 2)
     assert float(table["lp"]["standard_psnr_min"]) == min(lp) and table["lp"]["n"] == "2"
     assert "2/2" in (out / "table.md").read_text()
+
+
+def test_rows_of_several_tables_in_one_run():
+    from experiments.ablation import parse_rows, row_name, row_order
+
+    got = parse_rows(["lp", "table2:menet_lb_deep", "variants:menet_lb_stable"], "table1")
+    assert got == [("table1", "lp"), ("table2", "menet_lb_deep"), ("variants", "menet_lb_stable")]
+    assert [r for _, r in parse_rows(["table1"], "table2")] == row_order("table1")  # a bare table: all its rows
+    assert len(parse_rows(None, "table1")) == 10
+    assert parse_rows(["table2"], "table1") == [("table2", "menet_gb_deep"), ("table2", "menet_lb_deep")]
+    for specs, message in ((["nope:lp"], "no table 'nope'"), (["table2:lp"], r"no flagfile for \['lp'\] in table2"),
+                           (["lp", "table1:lp"], "lp named twice")):
+        with pytest.raises(ValueError, match=message):
+            parse_rows(specs, "table1")
+    assert row_name("table1", "lp_le_lt_lb_ca") == "L_pL_eL_t + LB + CA (MENET-LB)"
+    assert row_name("table2", "menet_lb_deep") == "MENET-LB-deep (16 residual blocks)"
+    assert row_name("variants", "menet_lb_stable") == "MENET-LB with stable weights"
+    from experiments.config import load_flagfile, row_flagfile
+
+    stable = load_flagfile(row_flagfile("menet_lb_stable", "variants"))
+    plain = load_flagfile(row_flagfile("lp_le_lt_lb_ca", "table1"))
+    assert stable.stable_weights and not plain.stable_weights
+    assert {k: v for k, v in vars(stable).items() if k != "stable_weights"} == \
+        {k: v for k, v in vars(plain).items() if k != "stable_weights"}

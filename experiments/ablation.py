@@ -237,6 +237,25 @@ def aggregate_seeds(runs: list[dict], rows: list[str], seeds: list[int]) -> list
     return out
 
 
+def read_runs_csv(output_dir: str) -> list[dict]:
+    path = os.path.join(output_dir, RUNS_CSV)
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def merge_runs(previous: list[dict], current: list[dict], rows: list[str], seeds: list[int]) -> list[dict]:
+    """The runs of this invocation, plus the lines of the folder's earlier runs.csv for (row, seed) pairs
+    not re-run (yet) by it, so that neither an interrupted invocation nor one with another plan (say,
+    seed 2 of two rows only) drops results: runs.csv keeps one line per run of the folder. Sorted by seed,
+    then the rows of this plan in order, then the others by name."""
+    done = {(r["row"], int(r["seed"])) for r in current}
+    kept = [r for r in previous if (r["row"], int(r["seed"])) not in done]
+    order = {row: i for i, row in enumerate(rows)}
+    return sorted(current + kept, key=lambda r: (int(r["seed"]), order.get(r["row"], len(rows)), r["row"]))
+
+
 def write_runs_csv(output_dir: str, runs: list[dict]) -> str:
     path = os.path.join(output_dir, RUNS_CSV)
     header = ["row", "name", "seed", *SCORES, "train_seconds", "model_dir"]
@@ -422,15 +441,16 @@ def main(argv):
                                               name=evaluation.IDENTITY_NAME, save_images=FLAGS.save_images)
     names = {r: row_name(t, r) for t, r in table_rows}
     if seeds is not None:
-        runs = []
+        previous, runs = read_runs_csv(output_dir), []
         for seed in seeds:  # seed by seed: an interrupted run leaves whole seeds of as many rows as possible
             for row in rows:
                 summary = run_row(table_of[row], row, data_dir, test_dir, output_dir, settings, seed)
                 runs.append({"row": row, "name": names.get(row, row), "seed": seed, **run_scores(summary),
                              "train_seconds": summary.get("train_seconds"),
                              "model_dir": os.path.relpath(run_dirs(output_dir, row, seed)[0], output_dir)})
-                write_runs_csv(output_dir, runs)
-                write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir, names)
+                write_runs_csv(output_dir, merge_runs(previous, runs, rows, seeds))
+                write_seed_table(FLAGS.table, merge_runs(previous, runs, rows, seeds), rows, seeds, input_summary,
+                                 output_dir, names)
         md_path, csv_path = write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir, names)
         eval_dirs = [os.path.join(output_dir, "eval", "input")] + [run_dirs(output_dir, r, seeds[0])[1] for r in rows]
     else:

@@ -115,3 +115,14 @@ def test_rows_of_several_tables_in_one_run():
     assert stable.stable_weights and not plain.stable_weights
     assert {k: v for k, v in vars(stable).items() if k != "stable_weights"} == \
         {k: v for k, v in vars(plain).items() if k != "stable_weights"}
+
+
+def test_an_interrupted_invocation_keeps_the_earlier_runs_csv_lines():
+    from experiments.ablation import merge_runs
+
+    previous = [{"row": "lp", "seed": "0", "standard_psnr": "32.9"}, {"row": "lp", "seed": "1", "standard_psnr": "33.0"},
+                {"row": "lp_ca", "seed": "0", "standard_psnr": "33.7"}, {"row": "le", "seed": "0", "standard_psnr": "9"}]
+    current = [{"row": "lp", "seed": 0, "standard_psnr": 32.8}]  # re-run (re-evaluated) in this invocation
+    got = merge_runs(previous, current, ["lp", "lp_ca"], [0, 1])
+    assert [(r["row"], int(r["seed"]), float(r["standard_psnr"])) for r in got] == [
+        ("lp", 0, 32.8), ("lp_ca", 0, 33.7), ("le", 0, 9.0), ("lp", 1, 33.0)]  # le: an earlier plan's run, kept

@@ -82,7 +82,7 @@ def test_card_scores_are_reproduced_on_the_rain100l_test_half(name):
                 if "pairs 1-50" in s["test_set"] and s["protocol"] == "standard")
     got = summary["protocols"]["standard"]
     assert got["num_images"] == want["num_images"] == 50
-    assert abs(got["psnr"] - want["psnr"]) < 0.005 and abs(got["ssim"] - want["ssim"]) < 5e-5
+    assert abs(got["psnr"] - want["psnr"]) < 0.01 and abs(got["ssim"] - want["ssim"]) < 1e-4  # the issue: 0.01 dB
 
 
 def test_unknown_names_and_damaged_weights_are_refused_by_name(tmp_path, monkeypatch):

@@ -12,8 +12,9 @@ fig9_ssim_box.png, fig10_grid.png, and each model's training_curves.png.
 
 With --seeds=0,1,... every row is trained once per seed (seed by seed, so that an interrupted run has
 whole seeds of as many rows as possible) into OUTPUT_DIR/models/<row>/seed<k> and evaluated into
-OUTPUT_DIR/eval/<row>/seed<k>; OUTPUT_DIR/runs.csv holds one line per finished run (row, seed, both
-protocols' scores, training time) and the table the mean and [min, max] over the seeds of each row,
+OUTPUT_DIR/eval/<row>/seed<k>; OUTPUT_DIR/runs.csv holds one line per finished run of the folder (row,
+seed, both protocols' scores, training time: the wall time of the invocation that trained it, the part
+after a resume only; runs of earlier invocations that this one does not redo keep their lines) and the table the mean and [min, max] over the seeds of each row,
 with the number of seeds and any missing seed named (a row is never averaged over fewer seeds silently).
 The figures use each row's first seed.
 
@@ -183,11 +184,12 @@ def run_row(table: str, row: str, data_dir: str, test_dir: str, output_dir: str,
     from experiments.training import train
 
     config = run_config(table, row, data_dir, output_dir, settings, seed)
-    t0 = time.time()
+    train_s = None  # None: trained before this invocation (its runs.csv line keeps the time measured then)
     if not is_trained(config.model_dir, config.epochs):
         print(f"\n=== {row}: training ({config.epochs} epochs) -> {config.model_dir}", flush=True)
+        t0 = time.time()
         train(config)
-    train_s = time.time() - t0
+        train_s = time.time() - t0
     eval_dir = run_dirs(output_dir, row, seed)[1]
     predict, multiple, _ = evaluation.load_predictor(model_dir=config.model_dir)
     summary = evaluation.evaluate_model(predict, test_dir, protocols=FLAGS.protocol, output_dir=eval_dir,
@@ -445,8 +447,10 @@ def main(argv):
         for seed in seeds:  # seed by seed: an interrupted run leaves whole seeds of as many rows as possible
             for row in rows:
                 summary = run_row(table_of[row], row, data_dir, test_dir, output_dir, settings, seed)
+                earlier = next((r for r in previous if r["row"] == row and int(r["seed"]) == seed), {})
                 runs.append({"row": row, "name": names.get(row, row), "seed": seed, **run_scores(summary),
-                             "train_seconds": summary.get("train_seconds"),
+                             "train_seconds": summary["train_seconds"] if summary.get("train_seconds") is not None
+                             else earlier.get("train_seconds"),
                              "model_dir": os.path.relpath(run_dirs(output_dir, row, seed)[0], output_dir)})
                 write_runs_csv(output_dir, merge_runs(previous, runs, rows, seeds))
                 write_seed_table(FLAGS.table, merge_runs(previous, runs, rows, seeds), rows, seeds, input_summary,

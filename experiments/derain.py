@@ -147,8 +147,8 @@ def load_model():
         multiple = required_multiple(ca)
         fn = inference.padded_fn(net, multiple, jit_compile=FLAGS.jit_compile)
         radius = inference.receptive_radius(int(config.get("num_res_blocks", 8)))
-        source = f"shipped model {FLAGS.model or pretrained.DEFAULT}" if FLAGS.model_dir.startswith(
-            pretrained.PRETRAINED_DIR) else FLAGS.model_dir
+        shipped = os.path.dirname(os.path.abspath(FLAGS.model_dir)) == pretrained.PRETRAINED_DIR
+        source = f"shipped model {os.path.basename(os.path.abspath(FLAGS.model_dir))}" if shipped else FLAGS.model_dir
         desc = f"{source} ({config.get('num_res_blocks')} blocks, CA {ca}, {policy}, XLA {FLAGS.jit_compile})"
         return fn, net, multiple, radius, ca, desc
     loaded = tf.saved_model.load(FLAGS.saved_model)

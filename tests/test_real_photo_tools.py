@@ -1,0 +1,58 @@
+"""experiments.gallery and experiments.rain_scale_study, end to end on tiny inputs (subprocesses)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from menet_tf import synthesis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _run(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _photos(folder, sizes):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k, (w, h) in enumerate(sizes):
+        clean = np.clip(rng.normal(128, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(synthesis.add_rain(clean, "light", rng)).save(folder / f"p{k}.png")
+
+
+def test_gallery_writes_three_panel_jpegs_within_the_size_bound(tmp_path):
+    _photos(tmp_path / "in", [(300, 200), (1100, 500)])  # the second is larger than one 1024 px tile
+    (tmp_path / "in" / "notes.txt").write_text("x")
+    r = _run("experiments.gallery", f"--input={tmp_path / 'in'}", f"--output_dir={tmp_path / 'out'}",
+             "--width=600", "--max_kb=60")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "out")) == ["p0.jpg", "p1.jpg"]
+    for name, (w, h) in (("p0.jpg", (300, 200)), ("p1.jpg", (1100, 500))):
+        path = tmp_path / "out" / name
+        assert os.path.getsize(path) <= 60_000
+        assert Image.open(path).size == (600, round(600 * h / (3 * w)))  # three panels side by side
+    assert "not processed: " in r.stdout and "notes.txt" in r.stdout
+
+
+def test_rain_scale_study_at_scale_one_matches_as_is(tmp_path):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(2):
+        Image.fromarray(np.clip(rng.normal(120, 30, (96, 128, 3)), 0, 255).astype(np.uint8)).save(clean / f"c{k}.png")
+    r = _run("experiments.rain_scale_study", f"--clean_dir={clean}", "--num_images=2", "--scales=1,2",
+             f"--output_dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["num_images"] == 2 and [row["rain_scale"] for row in report["rows"]] == [1.0, 2.0]
+    one = report["rows"][0]
+    # at s = 1 the matched scale is the photo itself, and so is s / 1.5 (scales <= 1 run the net as is)
+    assert one["matched (rain_scale s)"] == one["as is (rain_scale 1)"] == one["s / 1.5"]
+    assert (tmp_path / "out" / "study.md").read_text().count("\n") == 4  # header, rule, two rows

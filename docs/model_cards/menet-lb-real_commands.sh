@@ -16,8 +16,8 @@ for i in $(seq 51 100); do case $i in 58|69|80|91) continue;; esac; n=$(printf %
 mkdir -p $D/raintrainh_train runs/raintrainh_heldout
 for i in $(seq 2 9) $(seq 11 15); do ln -sf $S/RainTrainH_sample/rain-$i.png $S/RainTrainH_sample/norain-$i.png $D/raintrainh_train/; done
 for i in $(seq 16 20); do ln -sf $S/RainTrainH_sample/rain-$i.png $S/RainTrainH_sample/norain-$i.png runs/raintrainh_heldout/; done
-# 4. MENET-LB (shallow + CA), planned by steps: 860 pairs x 10 patches / 20 = 430 steps per epoch,
-#    50 epochs (21,500 steps), learning rate x0.1 at epochs 20 and 40; the four folders read as one set
+# 4. MENET-LB (shallow + CA), planned by steps: 859 pairs x 10 patches / 20 = 429 steps per epoch,
+#    50 epochs (21,450 steps), learning rate x0.1 at epochs 20 and 40; the four folders read as one set
 python -m experiments.train --flagfile=experiments/table1/lp_le_lt_lb_ca.flags --data_dir=$D \
     --rainy_glob='*/rain-*' --clean_glob='*/norain-*' --model_dir=runs/menet_lb_real \
     --epochs=50 --lr_decay_epochs=20 --mixed_precision --seed=0

@@ -1,11 +1,14 @@
 r"""The real-photo gallery of docs/gallery.md: rainy | de-rained as is | de-rained at the auto rain scale.
 
     python -m experiments.gallery --input=../shared/data/real_rain --output_dir=docs/gallery
+    python -m experiments.gallery --input=../shared/data/real_rain --output_dir=cmp \
+        --models=menet-lb-rain100l,runs/menet_lb_real --rain_scales=1      # two models side by side
 
-For every photo of --input (a shipped model by default: the default one), one JPEG of at most --max_kb
-KB, --width px wide: the rainy photo, the model's output with ``--rain_scale=1`` and with
-``--rain_scale=auto`` (``menet_tf.inference.auto_rain_scale``), side by side, each de-rained at full
-resolution (exact tiles, as ``experiments.derain`` does) and then shrunk for the page. The real photos
+For every photo of --input, one JPEG of at most --max_kb KB, --width px wide: the rainy photo, then for
+each of --models (shipped names or model directories; default: the default shipped model) its output
+at each of --rain_scales (``1``, a number, or ``auto``: ``menet_tf.inference.auto_rain_scale``), side
+by side, each de-rained at full resolution (exact tiles, as ``experiments.derain`` does) and then shrunk
+for the page. The real photos
 of ``../shared/data/real_rain`` are for research use only and not for this repository, so
 ``docs/gallery/`` is not committed (.gitignore): run this command to see the pictures docs/gallery.md
 describes.
@@ -23,9 +26,9 @@ from experiments import cliutil
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "a folder of photos")
 flags.DEFINE_string("output_dir", None, "where the JPEGs go")
-flags.DEFINE_string("model_dir", None, "a trained model directory")
-flags.DEFINE_string("model", None, "a shipped model (default: the default one)")
-flags.DEFINE_integer("width", 1500, "width of each JPEG (three panels)")
+flags.DEFINE_list("models", None, "shipped model names or model directories (default: the default shipped model)")
+flags.DEFINE_list("rain_scales", ["1", "auto"], "rain scales to de-rain each photo at: 1, a number >= 1, or auto")
+flags.DEFINE_integer("width", 1500, "width of each JPEG (all panels)")
 flags.DEFINE_integer("max_kb", 200, "largest JPEG size in KB")
 flags.mark_flags_as_required(["input", "output_dir"])
 
@@ -43,7 +46,20 @@ def jpeg_under(image, max_bytes: int) -> bytes:
 def main(argv):
     if len(argv) > 1:
         cliutil.usage_error("experiments.gallery", f"unexpected arguments: {' '.join(argv[1:])}")
-    model_dir = cliutil.resolve_model("experiments.gallery", FLAGS.model_dir, FLAGS.model, default=True)
+    from menet_tf import pretrained
+
+    model_dirs = []
+    for m in FLAGS.models or [pretrained.DEFAULT]:
+        shipped = m in pretrained.names()
+        model_dirs.append(cliutil.resolve_model("experiments.gallery", None if shipped else m, m if shipped else None))
+    for scale in FLAGS.rain_scales:
+        if scale != "auto":
+            try:
+                ok = float(scale) >= 1
+            except ValueError:
+                ok = False
+            if not ok:
+                cliutil.usage_error("experiments.gallery", f"--rain_scales: {scale!r} is not a number >= 1 or 'auto'")
     import numpy as np
     import tensorflow as tf
     from PIL import Image
@@ -53,16 +69,21 @@ def main(argv):
     from menet_tf.imageio import read_image
     from menet_tf.model import load_net, read_config, required_multiple
 
-    config = read_config(model_dir)
-    net = load_net(model_dir)
-    multiple = required_multiple(bool(config.get("channel_attention")))
-    overlap = inference.auto_overlap(inference.receptive_radius(int(config.get("num_res_blocks", 8))), multiple)
-    fn = inference.padded_fn(net, multiple)
+    def derainer(model_dir):
+        config = read_config(model_dir)
+        net = load_net(model_dir)
+        multiple = required_multiple(bool(config.get("channel_attention")))
+        overlap = inference.auto_overlap(inference.receptive_radius(int(config.get("num_res_blocks", 8))), multiple)
+        fn = inference.padded_fn(net, multiple)
 
-    def derain(x):
-        if max(x.shape[:2]) <= 1024:
-            return fn(tf.constant(np.asarray(x, np.float32)[None])).numpy()[0]
-        return inference.derain_tiled(net, x, tile=1024, overlap=overlap, multiple=multiple, out_dtype=np.float32)
+        def derain(x):
+            if max(x.shape[:2]) <= 1024:
+                return fn(tf.constant(np.asarray(x, np.float32)[None])).numpy()[0]
+            return inference.derain_tiled(net, x, tile=1024, overlap=overlap, multiple=multiple, out_dtype=np.float32)
+
+        return derain
+
+    derains = [derainer(d) for d in model_dirs]
 
     paths, others = list_inputs(FLAGS.input)
     for path, reason in others:
@@ -71,16 +92,17 @@ def main(argv):
     for path in paths:
         rainy = read_image(path, exif_transpose=True)
         h, w = rainy.shape[:2]
-        scale = inference.auto_rain_scale(h, w)
-        panels = [rainy, derain(rainy), inference.derain_at_scale(derain, rainy, scale)]
+        auto = inference.auto_rain_scale(h, w)
+        scales = [auto if sc == "auto" else float(sc) for sc in FLAGS.rain_scales]
+        panels = [rainy] + [inference.derain_at_scale(d, rainy, sc) for d in derains for sc in scales]
         strip = np.concatenate([np.clip(np.round(p), 0, 255).astype(np.uint8) for p in panels], axis=1)
         page = Image.fromarray(strip)
-        page = page.resize((FLAGS.width, max(1, round(FLAGS.width * h / (3 * w)))), Image.LANCZOS)
+        page = page.resize((FLAGS.width, max(1, round(FLAGS.width * h / (len(panels) * w)))), Image.LANCZOS)
         out = os.path.join(FLAGS.output_dir, os.path.splitext(os.path.basename(path))[0] + ".jpg")
         blob = jpeg_under(page, FLAGS.max_kb * 1000)
         with atomic.atomic_write(out, "wb") as f:
             f.write(blob)
-        print(f"{out}: {w}x{h}, auto rain scale {scale:.2f}, {len(blob) / 1000:.0f} KB", flush=True)
+        print(f"{out}: {w}x{h}, auto rain scale {auto:.2f}, {len(panels)} panels, {len(blob) / 1000:.0f} KB", flush=True)
 
 
 def console():

@@ -39,6 +39,18 @@ def test_gallery_writes_three_panel_jpegs_within_the_size_bound(tmp_path):
         assert os.path.getsize(path) <= 60_000
         assert Image.open(path).size == (600, round(600 * h / (3 * w)))  # three panels side by side
     assert "not processed: " in r.stdout and "notes.txt" in r.stdout
+    # two models (a shipped name and a model directory) at one scale: rainy | model A | model B
+    from menet_tf import pretrained
+
+    r = _run("experiments.gallery", f"--input={tmp_path / 'in' / 'p0.png'}", f"--output_dir={tmp_path / 'two'}",
+             "--width=600", f"--models={pretrained.DEFAULT},{pretrained.model_dir(pretrained.DEFAULT)}",
+             "--rain_scales=1", "--max_kb=2000")
+    assert r.returncode == 0, r.stderr[-3000:]
+    page = Image.open(tmp_path / "two" / "p0.jpg")
+    assert page.size == (600, round(600 * 200 / 900))
+    luma = np.asarray(page.convert("L")).astype(int)  # JPEG keeps luma at full resolution, chroma halved
+    same, rainy = np.abs(luma[:, 200:400] - luma[:, 400:600]).mean(), np.abs(luma[:, :200] - luma[:, 200:400]).mean()
+    assert same < 1.5 and same < rainy / 2, (same, rainy)  # the same model twice: equal panels, up to JPEG
 
 
 def test_rain_scale_study_at_scale_one_matches_as_is(tmp_path):

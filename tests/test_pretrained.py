@@ -201,8 +201,10 @@ def test_a_wheel_installed_outside_the_repo_derains_with_the_default_model(tmp_p
     import sysconfig
     import venv
 
-    wheels = tmp_path / "wheels"
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "--no-build-isolation", "-q",
+    wheels, src = tmp_path / "wheels", tmp_path / "src"  # built from a copy: setuptools writes build/ in-tree
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "build", "*.egg-info",
+                                                             ".pytest_cache", "__pycache__", "gpu_out"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
                         "-w", str(wheels)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     (wheel,) = wheels.glob("menet_tf-*.whl")

@@ -54,6 +54,8 @@ flags.DEFINE_integer("seed", None, "Override the seed.")
 flags.DEFINE_list("seeds", None, "Train every row once per seed (e.g. 0,1,2): models/<row>/seed<k>, eval/<row>/seed<k>; "
                   "runs.csv has one line per run and the table the mean and [min, max] over seeds.")
 flags.DEFINE_bool("mixed_precision", None, "Train with mixed precision.")
+flags.DEFINE_bool("track_grad_norms", None, "Log every task's gradient norm on layer5 in every row (GB rows always "
+                  "do); it does not change training, so rows trained without it are still reused.")
 flags.DEFINE_string("vgg19_weights", None, "VGG19 weights file for the Table IV VGG row.")
 flags.DEFINE_enum("protocol", "both", ["paper", "standard", "both"], "Evaluation protocol(s).")
 flags.DEFINE_integer("save_images", 3, "De-rained test images kept per row (for the Fig. 10 grid).")
@@ -146,7 +148,7 @@ def row_name(table: str, row: str) -> str:
 def overrides() -> dict:
     out = {}
     for name in ("epochs", "lr_decay_epochs", "steps_per_epoch", "batch_size", "crop_size", "seed",
-                 "mixed_precision", "vgg19_weights"):
+                 "mixed_precision", "vgg19_weights", "track_grad_norms"):
         value = getattr(FLAGS, name)
         if value is not None:
             out[name] = value

@@ -136,8 +136,11 @@ def weight_summary(ablation_dir: str, row: str, seeds: list[int]) -> str | None:
         hist = read_history(os.path.join(ablation_dir, "models", row, f"seed{s}"))
         if hist and "w_t" in hist[-1]:
             zero = sum(1 for h in hist if float(h["w_t"]) == 0.0)
+            norms = ", ".join(f"{k} = {float(hist[-1][k]):.3g}" for k in ("gnorm_p", "gnorm_e", "gnorm_t")
+                              if hist[-1].get(k) not in (None, ""))
             lasts.append(f"seed {s}: w_t = {float(hist[-1]['w_t']):.3g} at the last epoch, exactly 0 in {zero} of "
-                         f"{len(hist)} epochs; w_e = {float(hist[-1]['w_e']):.3g}, w_p = {float(hist[-1]['w_p']):.3g}")
+                         f"{len(hist)} epochs; w_e = {float(hist[-1]['w_e']):.3g}, w_p = {float(hist[-1]['w_p']):.3g}"
+                         + (f"; gradient norms on layer5 at the last epoch: {norms}" if norms else ""))
     return "; ".join(lasts) or None
 
 

@@ -65,7 +65,7 @@ def scores_by_row(runs: list[dict], key: str = "standard_psnr") -> dict[str, dic
     return out
 
 
-def test_claim(better: dict[int, float] | None, worse: dict[int, float] | None) -> dict:
+def claim_verdict(better: dict[int, float] | None, worse: dict[int, float] | None) -> dict:
     """Mean difference (better - worse) over each row's seeds, and whether every seed of ``better``
     scores above every seed of ``worse``; None fields when a row has fewer than two seeds."""
     if not better or not worse or len(better) < 2 or len(worse) < 2:
@@ -130,18 +130,25 @@ def plot_weights(ablation_dir: str, rows: list[str], seeds: list[int], path: str
 
 
 def weight_summary(ablation_dir: str, row: str, seeds: list[int]) -> str | None:
-    """'w_t: last epoch 0 / 0 (seeds 0, 1); ...' from the histories, or None."""
-    lasts = []
+    """Per seed: the task weights at the last epoch (and in how many epochs w_t was exactly 0), and the
+    gradient norms on layer5 at the last epoch where they were logged; None without histories."""
+    parts = []
     for s in seeds:
         hist = read_history(os.path.join(ablation_dir, "models", row, f"seed{s}"))
-        if hist and "w_t" in hist[-1]:
+        if not hist:
+            continue
+        last = hist[-1]
+        weights = ", ".join(f"{k} = {float(last[k]):.3g}" for k in ("w_p", "w_e", "w_t") if last.get(k) not in (None, ""))
+        text = f"seed {s}: at the last epoch {weights}"
+        if last.get("w_t") not in (None, ""):
             zero = sum(1 for h in hist if float(h["w_t"]) == 0.0)
-            norms = ", ".join(f"{k} = {float(hist[-1][k]):.3g}" for k in ("gnorm_p", "gnorm_e", "gnorm_t")
-                              if hist[-1].get(k) not in (None, ""))
-            lasts.append(f"seed {s}: w_t = {float(hist[-1]['w_t']):.3g} at the last epoch, exactly 0 in {zero} of "
-                         f"{len(hist)} epochs; w_e = {float(hist[-1]['w_e']):.3g}, w_p = {float(hist[-1]['w_p']):.3g}"
-                         + (f"; gradient norms on layer5 at the last epoch: {norms}" if norms else ""))
-    return "; ".join(lasts) or None
+            text += f" (w_t exactly 0 in {zero} of {len(hist)} epochs)"
+        norms = ", ".join(f"{k} = {float(last[k]):.3g}" for k in ("gnorm_p", "gnorm_e", "gnorm_t")
+                          if last.get(k) not in (None, ""))
+        if norms:
+            text += f"; gradient norms on layer5: {norms}"
+        parts.append(text)
+    return "; ".join(parts) or None
 
 
 def main(argv):
@@ -181,7 +188,7 @@ def main(argv):
               "row; *exceeds the spread* = every seed of one row above every seed of the other.", "",
               "| claim | rows | difference, dB | exceeds the spread? | seeds |", "|---|---|---|---|---|"]
     for claim, better, worse in CLAIMS:
-        t, tp = test_claim(std.get(better), std.get(worse)), test_claim(paper.get(better), paper.get(worse))
+        t, tp = claim_verdict(std.get(better), std.get(worse)), claim_verdict(paper.get(better), paper.get(worse))
         if t["diff"] is None:
             lines.append(f"| {claim} | {better} vs {worse} | not yet measured | - | {t['n'][0]} / {t['n'][1]} |")
         else:

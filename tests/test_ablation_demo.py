@@ -126,3 +126,30 @@ def test_an_interrupted_invocation_keeps_the_earlier_runs_csv_lines():
     got = merge_runs(previous, current, ["lp", "lp_ca"], [0, 1])
     assert [(r["row"], int(r["seed"]), float(r["standard_psnr"])) for r in got] == [
         ("lp", 0, 32.8), ("lp_ca", 0, 33.7), ("le", 0, 9.0), ("lp", 1, 33.0)]  # le: an earlier plan's run, kept
+
+
+def test_claims_are_differences_of_means_tested_against_the_seed_spread(tmp_path):
+    from experiments.reproduction import claim_verdict
+
+    t = claim_verdict({0: 34.1, 1: 34.0}, {0: 32.9, 1: 33.0})
+    assert t["diff"] == pytest.approx(34.05 - 32.95) and t["exceeds_spread"] == "yes"
+    assert claim_verdict({0: 33.0, 1: 33.4}, {0: 33.2, 1: 33.1})["exceeds_spread"] == "no (ranges overlap)"
+    assert claim_verdict({0: 32.0, 1: 32.1}, {0: 33.0, 1: 33.5})["exceeds_spread"] == "yes, the other way"
+    assert claim_verdict({0: 34.0}, {0: 33.0, 1: 33.1})["diff"] is None  # one seed: no spread to test against
+    # end to end on a fake ablation folder: the page, its CSV copy, a claim measured and the rest named
+    folder = tmp_path / "abl"
+    folder.mkdir()
+    header = "row,name,seed,paper_psnr,paper_ssim,standard_psnr,standard_ssim,train_seconds,model_dir\n"
+    lines = [f"{row},{row},{seed},{p},0.9,{s},0.93,1,models/{row}/seed{seed}\n" for row, seed, p, s in (
+        ("lp", 0, 31.5, 32.9), ("lp", 1, 31.6, 33.0), ("lp_le_fixed", 0, 31.9, 33.3), ("lp_le_fixed", 1, 32.0, 33.2))]
+    (folder / "runs.csv").write_text(header + "".join(lines))
+    (folder / "table.md").write_text("# title\n\n| the table |\n")
+    doc = tmp_path / "docs" / "reproduction.md"
+    r = subprocess.run([sys.executable, "-m", "experiments.reproduction", f"--ablation_dir={folder}", f"--doc={doc}",
+                        f"--runs_csv={tmp_path / 'docs' / 'runs.csv'}", f"--figures_dir={tmp_path / 'docs' / 'fig'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = doc.read_text()
+    assert "| L_e helps over L_p | lp_le_fixed vs lp | +0.30 (+0.40) | yes | 2 / 2 |" in text
+    assert "| GB beats fixed weights | lp_le_gb vs lp_le_fixed | not yet measured | - | 0 / 2 |" in text
+    assert "| the table |" in text and (tmp_path / "docs" / "runs.csv").read_text() == header + "".join(lines)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import platform
 import sys
+
+MODEL_FILES = ("config.json", "net.weights.h5")  # menet_tf.model.CONFIG_FILE, WEIGHTS_FILE (no TF import here)
 
 
 def usage_error(prog: str, message: str, status: int = 2):
@@ -36,3 +39,42 @@ def resolve_model(prog: str, model_dir: str | None, model: str | None, default: 
         return pretrained.resolve(model_dir, model, default=default)
     except ValueError as e:
         usage_error(prog, str(e))
+
+
+def model_dir_problem(model_dir: str) -> str | None:
+    """``--model_dir=DIR: no FILE there (not a trained model directory)`` for the first of
+    :data:`MODEL_FILES` missing from ``model_dir``, else None."""
+    for name in MODEL_FILES:
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            return f"--model_dir={model_dir}: no {name} there (not a trained model directory)"
+    return None
+
+
+def rain_scale_problem(flag: str, value: str) -> str | None:
+    """A rain scale flag's value must be ``auto`` or a number >= 1: the one-line problem, else None."""
+    if value == "auto":
+        return None
+    try:
+        if float(value) >= 1:
+            return None
+    except ValueError:
+        pass
+    return f"{flag}={value}: give a number >= 1 or 'auto'"
+
+
+def cpu_description() -> str:
+    """This machine's CPU model (from /proc/cpuinfo where there is one) and the cores this process may use."""
+    model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    return f"{model or 'CPU'}, {cores} cores available"

@@ -92,11 +92,9 @@ def _check_flags() -> tuple[list[str], list[tuple[str, str]]]:
     if FLAGS.saved_model is None:  # a shipped model is a model directory inside the package
         FLAGS.model_dir = cliutil.resolve_model("experiments.derain", FLAGS.model_dir, FLAGS.model, default=True)
     if FLAGS.model_dir is not None:
-        from menet_tf.model import CONFIG_FILE, WEIGHTS_FILE
-
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if not os.path.isfile(os.path.join(FLAGS.model_dir, name)):
-                usage_error(f"--model_dir={FLAGS.model_dir}: no {name} there (not a trained model directory)")
+        problem = cliutil.model_dir_problem(FLAGS.model_dir)
+        if problem:
+            usage_error(problem)
     else:
         if not os.path.isfile(os.path.join(FLAGS.saved_model, "saved_model.pb")):
             usage_error(f"--saved_model={FLAGS.saved_model}: no saved_model.pb there")
@@ -104,13 +102,9 @@ def _check_flags() -> tuple[list[str], list[tuple[str, str]]]:
             usage_error("--jit_compile / --mixed_precision apply to --model_dir; a SavedModel's are fixed at export")
     if not os.path.exists(FLAGS.input):
         usage_error(f"--input={FLAGS.input}: no such file or folder")
-    if FLAGS.rain_scale != "auto":
-        try:
-            ok = float(FLAGS.rain_scale) >= 1
-        except ValueError:
-            ok = False
-        if not ok:
-            usage_error(f"--rain_scale={FLAGS.rain_scale}: give a number >= 1 or 'auto'")
+    problem = cliutil.rain_scale_problem("--rain_scale", FLAGS.rain_scale)
+    if problem:
+        usage_error(problem)
     if FLAGS.tile < 0:
         usage_error(f"--tile={FLAGS.tile}: must be >= 0 (0 = whole image)")
     if FLAGS.tile_overlap < -1:

@@ -38,6 +38,8 @@ import sys
 
 from absl import app, flags
 
+from experiments import cliutil
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "the paired test set folder (e.g. ../shared/data/Rain100L); required "
                     "unless --compare")
@@ -65,8 +67,6 @@ flags.DEFINE_bool("skip_bad_pairs", False, "drop unreadable / mismatched pairs w
 flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir only)")
 flags.DEFINE_bool("progress", True, "show a progress bar over the images")
 
-CONFIG_FILE = "config.json"  # menet_tf.model.CONFIG_FILE (not imported here: it would load TensorFlow)
-WEIGHTS_FILE = "net.weights.h5"
 
 
 def fail(message: str):
@@ -136,9 +136,9 @@ def _check_eval_flags() -> str:
     if FLAGS.model_dir:
         if not os.path.isdir(FLAGS.model_dir):
             fail(f"--model_dir={FLAGS.model_dir}: no such directory")
-        for f in (CONFIG_FILE, WEIGHTS_FILE):
-            if not os.path.isfile(os.path.join(FLAGS.model_dir, f)):
-                fail(f"--model_dir={FLAGS.model_dir}: no {f} there (not a trained model directory)")
+        problem = cliutil.model_dir_problem(FLAGS.model_dir)
+        if problem:
+            fail(problem)
     if FLAGS.saved_model:
         if not os.path.isfile(os.path.join(FLAGS.saved_model, "saved_model.pb")):
             fail(f"--saved_model={FLAGS.saved_model}: no saved_model.pb there (not a SavedModel)")

@@ -44,14 +44,12 @@ def usage_error(message: str):
 def _check_flags() -> None:
     if FLAGS.tflite and FLAGS.mixed_precision:
         usage_error("--tflite needs float32 weights and compute: TFLite has no bfloat16/float16 compute kernels (drop --mixed_precision)")
-    from menet_tf.model import CONFIG_FILE, WEIGHTS_FILE
-
     if not FLAGS.model_dir and not FLAGS.model:
         usage_error("give --model_dir (a trained model directory) or --model=NAME (a shipped model)")
     FLAGS.model_dir = cliutil.resolve_model("experiments.export", FLAGS.model_dir, FLAGS.model)
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not os.path.isfile(os.path.join(FLAGS.model_dir, name)):
-            usage_error(f"--model_dir={FLAGS.model_dir}: no {name} there (not a trained menet-tf model directory)")
+    problem = cliutil.model_dir_problem(FLAGS.model_dir)
+    if problem:
+        usage_error(problem)
     d = FLAGS.export_dir
     if os.path.exists(d) and not os.path.isdir(d):
         usage_error(f"--export_dir={d} exists and is not a directory")

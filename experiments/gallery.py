@@ -53,13 +53,9 @@ def main(argv):
         shipped = m in pretrained.names()
         model_dirs.append(cliutil.resolve_model("experiments.gallery", None if shipped else m, m if shipped else None))
     for scale in FLAGS.rain_scales:
-        if scale != "auto":
-            try:
-                ok = float(scale) >= 1
-            except ValueError:
-                ok = False
-            if not ok:
-                cliutil.usage_error("experiments.gallery", f"--rain_scales: {scale!r} is not a number >= 1 or 'auto'")
+        problem = cliutil.rain_scale_problem("--rain_scales", scale)
+        if problem:
+            cliutil.usage_error("experiments.gallery", problem)
     import numpy as np
     import tensorflow as tf
     from PIL import Image

@@ -82,11 +82,10 @@ def claim_verdict(better: dict[int, float] | None, worse: dict[int, float] | Non
 
 
 def read_history(model_dir: str) -> list[dict]:
-    path = os.path.join(model_dir, "history.csv")
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    """``model_dir``'s history.csv rows (``experiments.training.read_history``; [] without one)."""
+    from experiments.training import HISTORY_FILE, read_history as read
+
+    return read(os.path.join(model_dir, HISTORY_FILE))
 
 
 def plot_weights(ablation_dir: str, rows: list[str], seeds: list[int], path: str) -> str | None:

@@ -16,16 +16,15 @@ bytes) stops the command.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
 import shutil
 import sys
 
 from absl import app, flags
 
 from experiments import cliutil
+from menet_tf import pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "the trained model directory (config.json + net.weights.h5)")
@@ -49,21 +48,6 @@ def usage_error(message: str):
     cliutil.usage_error(PROG, message)
 
 
-def machine_description() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, no GPU (TensorFlow on CPU)"
-
-
-def file_digest(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def weight_dtypes(path: str) -> dict[str, str]:
     import h5py
 
@@ -85,11 +69,11 @@ def check_disjoint(train: list[str], test_dirs: dict[str, str]) -> None:
     from menet_tf.data import discover_pairs
 
     by_path = {os.path.realpath(p) for p in train}
-    by_hash = {file_digest(p) for p in train}
+    by_hash = {pretrained.sha256(p) for p in train}
     for label, folder in test_dirs.items():
         for pair in discover_pairs(folder).pairs:
             for p in pair[:2]:
-                if os.path.realpath(p) in by_path or file_digest(p) in by_hash:
+                if os.path.realpath(p) in by_path or pretrained.sha256(p) in by_hash:
                     usage_error(f"--test_dirs {label}: {p} is also a training image of the model")
 
 
@@ -124,14 +108,14 @@ def main(argv):
         usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
     import re
 
-    from menet_tf import atomic, pretrained
+    from menet_tf import atomic
     from menet_tf.model import CONFIG_FILE, NET_CONFIG_KEYS, WEIGHTS_FILE, read_config
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", FLAGS.name) or FLAGS.name in ("net", "identity"):
         usage_error(f"--name={FLAGS.name}: use lower-case letters, digits and '-' (not 'net' or 'identity')")
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not os.path.isfile(os.path.join(FLAGS.model_dir, name)):
-            usage_error(f"--model_dir={FLAGS.model_dir}: no {name} there (not a trained model directory)")
+    problem = cliutil.model_dir_problem(FLAGS.model_dir)
+    if problem:
+        usage_error(problem)
     for flag in ("training_data_file", "commands_file"):
         if not os.path.isfile(getattr(FLAGS, flag)):
             usage_error(f"--{flag}={getattr(FLAGS, flag)}: no such file")
@@ -181,10 +165,10 @@ def main(argv):
         "training_data": training_data,
         "commands": commands,
         "train_wall_time_s": FLAGS.train_wall_time_s,
-        "machine": FLAGS.machine or machine_description(),
+        "machine": FLAGS.machine or f"{cliutil.cpu_description()}, no GPU (TensorFlow on CPU)",
         "scores": scores,
         "weights_file": WEIGHTS_FILE,
-        "weights_sha256": file_digest(weights),
+        "weights_sha256": pretrained.sha256(weights),
         "weights_bytes": size,
         "license_note": FLAGS.license_note,
     }
@@ -198,7 +182,7 @@ def main(argv):
             f.write("\n")
         with open(os.path.join(tmp, f"{FLAGS.name}.md"), "w") as f:
             f.write(markdown_card(card))
-    if file_digest(os.path.join(target, WEIGHTS_FILE)) != card["weights_sha256"]:
+    if pretrained.sha256(os.path.join(target, WEIGHTS_FILE)) != card["weights_sha256"]:
         sys.exit(f"error: {target}/{WEIGHTS_FILE}: the copy's sha256 differs from the source's")
     print(f"wrote {target} ({size / 1e6:.2f} MB weights, card {FLAGS.name}.md)")
 

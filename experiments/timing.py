@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -65,9 +64,9 @@ def parse_size(text: str) -> tuple[int, int]:
 def _check_flags():
     FLAGS.model_dir = cliutil.resolve_model("experiments.timing", FLAGS.model_dir, FLAGS.model)
     if FLAGS.model_dir:
-        for name in ("config.json", "net.weights.h5"):
-            if not os.path.isfile(os.path.join(FLAGS.model_dir, name)):
-                usage_error(f"--model_dir={FLAGS.model_dir}: no {name} there (not a trained model directory)")
+        problem = cliutil.model_dir_problem(FLAGS.model_dir)
+        if problem:
+            usage_error(problem)
     bad = [v for v in FLAGS.variants if v not in VARIANTS]
     if bad or not FLAGS.variants:
         usage_error(f"--variants: unknown {bad}; choose from {', '.join(VARIANTS)}")
@@ -83,23 +82,6 @@ def _check_flags():
     if not sizes:
         usage_error("--sizes is empty")
     return sizes, batches
-
-
-def cpu_description() -> str:
-    model = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    return f"{model or 'CPU'}, {cores} cores available"
 
 
 def time_config(net, multiple, device, size, batch, xla, runs, warmup, seed):
@@ -153,7 +135,7 @@ def main(argv):
         details = tf.config.experimental.get_device_details(g)
         gpu_names.append(details.get("device_name", g.name))
     report = {
-        "device": {"cpu": cpu_description(), "gpu": gpu_names or "not present"},
+        "device": {"cpu": cliutil.cpu_description(), "gpu": gpu_names or "not present"},
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)",

@@ -37,10 +37,6 @@ def names() -> list[str]:
     return sorted(n for n in os.listdir(PRETRAINED_DIR) if os.path.isfile(os.path.join(PRETRAINED_DIR, n, f"{n}.json")))
 
 
-def default_name() -> str:
-    return DEFAULT
-
-
 def _check_name(name: str) -> str:
     if name not in names():
         shipped = ", ".join(names()) or "none"

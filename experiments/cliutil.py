@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import tempfile
 
 MODEL_FILES = ("config.json", "net.weights.h5")  # menet_tf.model.CONFIG_FILE, WEIGHTS_FILE (no TF import here)
 
@@ -17,12 +18,13 @@ def usage_error(prog: str, message: str, status: int = 2):
 
 def check_writable(path: str, flag: str | None = None) -> None:
     """Create ``path`` if needed and prove it writable (a probe file), else ValueError naming the
-    flag (when given) and the path."""
+    flag (when given) and the path. The probe's name is unique (``tempfile``): several processes may
+    check the same folder at once (the workers of a multi-worker run), and one must never remove
+    another's probe."""
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
-        with open(probe, "w"):
-            pass
+        fd, probe = tempfile.mkstemp(prefix=".write_test_", dir=path)
+        os.close(fd)
         os.remove(probe)
     except OSError as e:
         where = f"{flag}: {path}" if flag else path

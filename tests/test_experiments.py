@@ -169,3 +169,21 @@ def test_bad_flags_stop_with_one_line_error_before_any_work(tmp_path):
         assert message in last, (args, result.stderr[-2000:])
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "m1").exists() or not os.listdir(tmp_path / "m1")
+
+
+def _check_writable_many(path, n):
+    from experiments.cliutil import check_writable
+    for _ in range(n):
+        check_writable(path)
+
+
+def test_check_writable_from_several_processes_at_once(tmp_path):
+    """The workers of a multi-worker run check the same model_dir at once: one's probe file must never
+    be another's (a shared probe name made a worker fail with 'not writable (No such file or
+    directory)' when the other removed it first)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        pool.starmap(_check_writable_many, [(str(tmp_path / "shared"), 300)] * 4)
+    assert os.listdir(tmp_path / "shared") == []  # every probe removed

@@ -32,7 +32,7 @@ def _define_flags() -> None:
 
 def main(argv):
     from data_prep.common import split_data
-    from menet_tf.data import DataError
+    from menet_tf.pairs import DataError
 
     dirs = ([FLAGS.data_dir] if FLAGS.data_dir else []) + list(argv[1:])
     if len(dirs) != 1:

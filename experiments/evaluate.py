@@ -153,7 +153,7 @@ def _check_eval_flags() -> str:
     if FLAGS.name is not None and not FLAGS.name.strip():
         fail("--name: empty")
 
-    from menet_tf.data import DataError, discover_pairs  # no TensorFlow; reads no image
+    from menet_tf.pairs import DataError, discover_pairs  # no TensorFlow; reads no image
 
     try:
         pairs = discover_pairs(FLAGS.data_dir, FLAGS.rainy_glob, FLAGS.clean_glob)
@@ -189,7 +189,7 @@ def run_compare() -> None:
 def run_evaluation() -> None:
     output_dir = _check_eval_flags()
     from experiments import evaluation
-    from menet_tf.data import DataError
+    from menet_tf.pairs import DataError
     from menet_tf.imageio import ImageError
 
     try:

@@ -58,7 +58,7 @@ def weight_dtypes(path: str) -> dict[str, str]:
 
 
 def training_files(config: dict) -> list[str]:
-    from menet_tf.data import discover_pairs
+    from menet_tf.pairs import discover_pairs
 
     pairs = discover_pairs(config["data_dir"], config.get("rainy_glob"), config.get("clean_glob"))
     return [p for pair in pairs.pairs for p in pair[:2]]
@@ -66,7 +66,7 @@ def training_files(config: dict) -> list[str]:
 
 def check_disjoint(train: list[str], test_dirs: dict[str, str]) -> None:
     """No test image may be a training image (resolved path or identical bytes)."""
-    from menet_tf.data import discover_pairs
+    from menet_tf.pairs import discover_pairs
 
     by_path = {os.path.realpath(p) for p in train}
     by_hash = {pretrained.sha256(p) for p in train}

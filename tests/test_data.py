@@ -1,8 +1,8 @@
-"""menet_tf.data and the data_prep tools against independent references.
+"""menet_tf.pairs, menet_tf.data and the data_prep tools against independent references.
 
 References: crops cut here with numpy slicing at offsets written out by hand (banker's rounding:
 481 -> 128, 321 -> 48), images read here with Pillow directly, the duplicate list of
-../shared/data/README.md, and the exact error texts of the menet_tf.data docstring.
+../shared/data/README.md, and the exact error texts of the menet_tf.pairs docstring.
 """
 
 import collections
@@ -428,7 +428,7 @@ def test_skip_bad_pairs_gives_one_warning_with_count_and_list(tmp_path, caplog):
         D.make_train_dataset(tmp_path, crop_size=8, batch_size=10)
     problems = _problems_of(e)
     assert len(problems) == 4
-    with caplog.at_level(logging.WARNING, logger="menet_tf.data"):
+    with caplog.at_level(logging.WARNING, logger="menet_tf.pairs"):
         ds, n = D.make_train_dataset(tmp_path, crop_size=8, batch_size=10, skip_bad_pairs=True, seed=0)
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1
@@ -567,3 +567,20 @@ def test_epoch_dataset_order_depends_only_on_seed_and_epoch():
     capped = batches(make_epoch_dataset(rainy, clean, 5, seed=7, start_epoch=0, epochs=2, steps_per_epoch=2))
     assert len(capped) == 4
     np.testing.assert_array_equal(capped[2], straight[4])
+
+
+def test_pairs_module_needs_no_tensorflow_and_data_keeps_its_names():
+    """Pair discovery lives in menet_tf.pairs (no TensorFlow import, so the CLIs check folders before
+    loading TF); menet_tf.data re-exports it, so code written against menet_tf.data keeps working."""
+    import subprocess
+    import sys
+
+    code = "import sys, menet_tf.pairs; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    from menet_tf import pairs
+
+    for name in D.__all__:
+        assert hasattr(D, name), name
+        if hasattr(pairs, name):
+            assert getattr(D, name) is getattr(pairs, name), name

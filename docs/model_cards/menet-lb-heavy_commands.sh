@@ -1,4 +1,4 @@
-# Training data of menet-lb-real (the model for real photos): every source this project may train on,
+# Training data of menet-lb-heavy (planned as the model for real photos; shipped for heavy rain): every source this project may train on,
 # none of the images it is scored on. Run from the repository root; ../shared/data as in the README.
 set -e
 S=$PWD/../shared/data; D=runs/real_data

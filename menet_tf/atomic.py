@@ -1,7 +1,7 @@
 """Files that appear whole or not at all: write under a temporary name in the same folder, then rename.
 
 A process killed while writing (SIGKILL, out of memory, a scheduler's time limit) then leaves the old file
-or none, never a truncated one, plus at most a temporary ``.partial-<pid>-<name>`` beside it, which
+or none, never a truncated one, plus at most a temporary ``.partial-<host>-<pid>-<name>`` beside it, which
 :func:`remove_partials` deletes (training does so before resuming). The temporary name ends with the final
 name, so writers that choose a format by extension (Keras' ``.weights.h5``, PIL, matplotlib) still work.
 A rename within one folder is atomic on POSIX file systems; a folder (a SavedModel) is swapped with two
@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
+import socket
 import sys
 from typing import IO, Iterator
 
@@ -33,9 +35,12 @@ def crash_point(name: str, index: int | None) -> None:
 
 
 def partial_path(path: str) -> str:
-    """The temporary name used while ``path`` is written: ``<dir>/.partial-<pid>-<name>``."""
+    """The temporary name used while ``path`` is written: ``<dir>/.partial-<host>-<pid>-<name>``, unique
+    to this process even when the workers of several machines write into one shared folder (the disk
+    cache of a multi-worker run)."""
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f"{PARTIAL_PREFIX}{os.getpid()}-{name}")
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
+    return os.path.join(folder, f"{PARTIAL_PREFIX}{host}-{os.getpid()}-{name}")
 
 
 def _fsync_dir(folder: str) -> None:

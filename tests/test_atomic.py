@@ -67,3 +67,17 @@ def test_remove_partials_removes_only_temporaries(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(["net.weights.h5", "notes.tmp", "tmp_net.weights.h5", "history.csv.tmp"])
     assert atomic.remove_partials(str(tmp_path), legacy=True) == ["history.csv.tmp", "tmp_net.weights.h5"]
     assert sorted(os.listdir(tmp_path)) == ["net.weights.h5", "notes.tmp"]
+
+
+def test_partial_names_differ_between_machines_with_the_same_pid(tmp_path, monkeypatch):
+    """Workers on several machines may write one shared folder (a multi-worker disk cache): equal pids
+    there must not give equal temporary names. The name stays in the folder and ends with the final name."""
+    target = str(tmp_path / "pair-000001.npy")
+    names = set()
+    for host in ("node-a.cluster", "node-b.cluster"):
+        monkeypatch.setattr(atomic.socket, "gethostname", lambda host=host: host)
+        p = atomic.partial_path(target)
+        assert os.path.dirname(p) == str(tmp_path) and p.endswith("pair-000001.npy")
+        assert os.path.basename(p).startswith(atomic.PARTIAL_PREFIX)
+        names.add(p)
+    assert len(names) == 2

@@ -18,7 +18,9 @@ reproducible with ``seed``), ``batch(drop_remainder=True)``, gather + cast to fl
 drop); :func:`iterate_full_images` yields whole images of any size.
 
 Memory: the patches take ``10 * c * c * 3`` bytes per pair and side (RainTrainH, 1800 pairs, c = 224:
-2 x 2.7 GB), held once as TF tensors; while they are handed to TF the peak is about 1.5 times that.
+2 x 2.7 GB), held once as TF tensors; while they are handed to TF the peak is about 1.5 times that. ``experiments.train`` does
+not hold them: it cuts the crops on the fly from :mod:`menet_tf.patch_source` (``--cache=memory|disk|none``),
+byte for byte the same batches as :func:`make_epoch_dataset`.
 """
 
 from __future__ import annotations

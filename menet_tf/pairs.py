@@ -2,7 +2,6 @@
 and grouped splits (no TensorFlow). The pipelines that cut and batch them are in :mod:`menet_tf.data`,
 which re-exports the public names below.
 
-
 Pair discovery (:func:`find_pairs`, :func:`discover_pairs`)
 ------------------------------------------------------------
 A data set folder is recognised by the layouts of :data:`LAYOUTS` (one line each):

@@ -68,23 +68,22 @@ DEMO_VARIANTS = 3
 
 def prepare_demo_data(root: str) -> tuple[str, str]:
     """Light rain on the bundled photos: train = six photos x 3 renders, test = three other photos."""
-    from menet_tf import synthesis
+    from menet_tf import atomic, synthesis
 
     train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
     if os.path.isdir(train_dir) and os.path.isdir(test_dir):
         return train_dir, test_dir
     photos = synthesis.builtin_clean_images()
     is_test = lambda p: os.path.splitext(os.path.basename(p))[0] in DEMO_TEST_PHOTOS  # noqa: E731
+    atomic.remove_partials(root)  # what a killed earlier run left
     for name, chosen, variants, seed in (("train", [p for p in photos if not is_test(p)], DEMO_VARIANTS, 0),
                                          ("test", [p for p in photos if is_test(p)], 1, 1)):
         clean = os.path.join(root, f"clean_{name}")
         os.makedirs(clean, exist_ok=True)
         for p in chosen:
             shutil.copy(p, clean)
-        tmp = os.path.join(root, f"{name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        synthesis.synthesize_dataset(tmp, "light", clean_dir=clean, seed=seed, num_variants=variants)
-        os.replace(tmp, os.path.join(root, name))
+        with atomic.atomic_path(os.path.join(root, name)) as tmp:  # a killed run leaves no half folder
+            synthesis.synthesize_dataset(tmp, "light", clean_dir=clean, seed=seed, num_variants=variants)
     return train_dir, test_dir
 
 

@@ -68,7 +68,6 @@ flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir o
 flags.DEFINE_bool("progress", True, "show a progress bar over the images")
 
 
-
 def fail(message: str):
     """Stop with one line on stderr and exit status 1."""
     raise SystemExit("error: " + " ".join(str(message).split()))

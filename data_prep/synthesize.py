@@ -20,9 +20,11 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output folder (created if missing).")
-flags.DEFINE_enum("style", "light", ["light", "heavy"],
+flags.DEFINE_enum("style", "light", ["light", "heavy", "varied"],
                   "light: one direction, sparse thin streaks (like Rain100L); "
-                  "heavy: several directions, dense wide bright streaks (like Rain100H).")
+                  "heavy: several directions, dense wide bright streaks (like Rain100H); "
+                  "varied: light rain whose streaks differ in length, width, softness and brightness "
+                  "within an image and whose amount differs between images (fitted to Rain100L's train half).")
 flags.DEFINE_string("clean_dir", None,
                     "Folder of clean images; default: the photos bundled with scikit-image.")
 flags.DEFINE_integer("seed", 0, "Random seed; each image's rain depends only on it, the image's "

@@ -8,7 +8,8 @@ For every photo of --input, one JPEG of at most --max_kb KB, --width px wide: th
 each of --models (shipped names or model directories; default: the default shipped model) its output
 at each of --rain_scales (``1``, a number, or ``auto``: ``menet_tf.inference.auto_rain_scale``), side
 by side, each de-rained at full resolution (exact tiles, as ``experiments.derain`` does) and then shrunk
-for the page. The real photos
+for the page. ``--crop=N`` shows the central N x N pixels of every panel instead, unshrunk: real streaks
+are one or two pixels wide, so models are compared there. The real photos
 of ``../shared/data/real_rain`` are for research use only and not for this repository, so
 ``docs/gallery/`` is not committed (.gitignore): run this command to see the pictures docs/gallery.md
 describes.
@@ -30,6 +31,8 @@ flags.DEFINE_list("models", None, "shipped model names or model directories (def
 flags.DEFINE_list("rain_scales", ["1", "auto"], "rain scales to de-rain each photo at: 1, a number >= 1, or auto")
 flags.DEFINE_integer("width", 1500, "width of each JPEG (all panels)")
 flags.DEFINE_integer("max_kb", 200, "largest JPEG size in KB")
+flags.DEFINE_integer("crop", 0, "show only the central N x N pixels of each panel, at full resolution (--width is then "
+                     "ignored); 0: the whole photo, shrunk to --width", lower_bound=0)
 flags.mark_flags_as_required(["input", "output_dir"])
 
 
@@ -41,6 +44,13 @@ def jpeg_under(image, max_bytes: int) -> bytes:
         if buf.tell() <= max_bytes:
             return buf.getvalue()
     raise ValueError(f"cannot fit a {image.size} JPEG in {max_bytes} bytes")
+
+
+def centre_crop(image, size: int):
+    """The central ``size`` x ``size`` pixels of an H x W x C image (the whole side where it is shorter)."""
+    h, w = image.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return image[top : top + size, left : left + size]
 
 
 def main(argv):
@@ -91,9 +101,12 @@ def main(argv):
         auto = inference.auto_rain_scale(h, w)
         scales = [auto if sc == "auto" else float(sc) for sc in FLAGS.rain_scales]
         panels = [rainy] + [inference.derain_at_scale(d, rainy, sc) for d in derains for sc in scales]
+        if FLAGS.crop:
+            panels = [centre_crop(p, FLAGS.crop) for p in panels]
         strip = np.concatenate([np.clip(np.round(p), 0, 255).astype(np.uint8) for p in panels], axis=1)
         page = Image.fromarray(strip)
-        page = page.resize((FLAGS.width, max(1, round(FLAGS.width * h / (len(panels) * w)))), Image.LANCZOS)
+        if not FLAGS.crop:
+            page = page.resize((FLAGS.width, max(1, round(FLAGS.width * h / (len(panels) * w)))), Image.LANCZOS)
         out = os.path.join(FLAGS.output_dir, os.path.splitext(os.path.basename(path))[0] + ".jpg")
         blob = jpeg_under(page, FLAGS.max_kb * 1000)
         with atomic.atomic_write(out, "wb") as f:

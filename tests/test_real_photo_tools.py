@@ -51,6 +51,15 @@ def test_gallery_writes_three_panel_jpegs_within_the_size_bound(tmp_path):
     luma = np.asarray(page.convert("L")).astype(int)  # JPEG keeps luma at full resolution, chroma halved
     same, rainy = np.abs(luma[:, 200:400] - luma[:, 400:600]).mean(), np.abs(luma[:, :200] - luma[:, 200:400]).mean()
     assert same < 1.5 and same < rainy / 2, (same, rainy)  # the same model twice: equal panels, up to JPEG
+    # --crop: the central pixels of each panel at full resolution, unshrunk (of the 1100x500 photo)
+    r = _run("experiments.gallery", f"--input={tmp_path / 'in' / 'p1.png'}", f"--output_dir={tmp_path / 'crop'}",
+             "--crop=120", "--rain_scales=1", "--max_kb=2000")
+    assert r.returncode == 0, r.stderr[-3000:]
+    page = np.asarray(Image.open(tmp_path / "crop" / "p1.jpg").convert("L")).astype(int)
+    assert page.shape == (120, 240)  # rainy | de-rained
+    photo = np.asarray(Image.open(tmp_path / "in" / "p1.png").convert("L")).astype(int)
+    assert np.abs(page[:, :120] - photo[190:310, 490:610]).mean() < 4  # JPEG of per-pixel noise: ~2.4
+    assert np.abs(page[:, :120] - photo[180:300, 480:600]).mean() > 20  # not a window 10 px off
 
 
 def test_rain_scale_study_at_scale_one_matches_as_is(tmp_path):

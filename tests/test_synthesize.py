@@ -2,6 +2,7 @@
 JORDER-flat layout, and the CLI (one subprocess)."""
 
 import csv
+import dataclasses
 import logging
 import os
 import shutil
@@ -29,9 +30,9 @@ def _pairs(out_dir):
 
 @pytest.fixture(scope="module")
 def builtin_sets(tmp_path_factory):
-    """Light and heavy rain on all bundled photos, seed 0 (rendered once for the module)."""
+    """Every style's rain on all bundled photos, seed 0 (rendered once for the module)."""
     out = {}
-    for style in ("light", "heavy"):
+    for style in ("light", "heavy", "varied"):
         d = tmp_path_factory.mktemp(style)
         written = synthesis.synthesize_dataset(str(d), style, seed=0)
         out[style] = (d, written)
@@ -64,7 +65,7 @@ def test_layout_and_norain_is_the_clean_image(builtin_sets):
 
 
 def test_rain_only_brightens(builtin_sets):
-    for style in ("light", "heavy"):
+    for style in ("light", "heavy", "varied"):
         for rain, clean in _pairs(builtin_sets[style][0]):
             assert rain.shape == clean.shape
             assert (rain >= clean).all()
@@ -97,6 +98,63 @@ def test_psnr_bands_on_bsds_photos(tmp_path):
         synthesis.synthesize_dataset(str(d), style, clean_dir=str(clean), seed=1)
         mean = np.mean([metrics.psnr(r, c) for r, c in _pairs(d)])
         assert lo < mean < hi, (style, mean)
+
+
+def _rain100l_train_half():
+    """The (rainy, clean) pairs of README section (a)'s Rain100L train half: pairs 51-100 without the four
+    whose backgrounds repeat in the test half (58, 69, 80, 91)."""
+    return [(read_image(DATA / "Rain100L" / f"rain-{i:03d}.png"), read_image(DATA / "Rain100L" / f"norain-{i:03d}.png"))
+            for i in range(51, 101) if i not in (58, 69, 80, 91)]
+
+
+@pytest.mark.skipif(not (DATA / "BSDS500_test").is_dir() or not (DATA / "Rain100L").is_dir(),
+                    reason="shared/data/BSDS500_test or Rain100L absent")
+def test_varied_rain_spreads_over_images_like_rain100l(tmp_path):
+    """'varied' is fitted to the Rain100L train half's rain: per image, its input PSNR has about that
+    set's mean and spreads over about its range (20.2 to 34.5 dB), much wider than 'light', which draws
+    the same amount of rain for every image; the fraction of rain pixels (R > 10) likewise."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for name in sorted(os.listdir(DATA / "BSDS500_test"))[:24]:
+        os.symlink(DATA / "BSDS500_test" / name, clean / name)
+
+    def per_image(pairs):
+        psnr = np.array([metrics.psnr(r, c) for r, c in pairs])
+        cover = np.array([np.mean((r.astype(float) - c).mean(-1) > 10) for r, c in pairs])
+        return psnr, cover
+
+    real_psnr, real_cover = per_image(_rain100l_train_half())
+    got = {}
+    for style in ("light", "varied"):
+        synthesis.synthesize_dataset(str(tmp_path / style), style, clean_dir=str(clean), seed=21)
+        got[style] = per_image(_pairs(tmp_path / style))
+    psnr, cover = got["varied"]
+    assert abs(psnr.mean() - real_psnr.mean()) < 2.0, (psnr.mean(), real_psnr.mean())
+    assert 0.7 < cover.mean() / real_cover.mean() < 1.4, (cover.mean(), real_cover.mean())
+    spread = lambda v: v.max() - v.min()  # noqa: E731
+    assert spread(psnr) > 0.6 * spread(real_psnr), (spread(psnr), spread(real_psnr))
+    assert spread(psnr) > 1.5 * spread(got["light"][0])
+    assert cover.max() / cover.min() > 3 > got["light"][1].max() / got["light"][1].min()
+
+
+def test_varied_streaks_differ_within_an_image():
+    """In one 'varied' image the streaks are not all alike: with the angle fixed to vertical, its rain
+    map holds both thin streaks (the column profile of an isolated far-drop layer) and wide soft ones;
+    measured as the spread of the across-streak width over the layers, rendered alone."""
+    st = synthesis.STYLES["varied"]
+    widths = []
+    for spec in st.layers:
+        one = synthesis.RainStyle("one", (0.0, 0.0), (dataclasses.replace(spec, angle_offset=0.0),))
+        r = synthesis.render_rain((400, 400), one, np.random.default_rng(3))
+        # the mean row profile around each column maximum: its width at half height
+        profile = np.zeros(21)
+        for row in r[::8]:
+            c = int(np.argmax(row))
+            if 10 <= c < 390 and row[c] > 5:
+                profile += row[c - 10 : c + 11] / row[c]
+        profile /= profile.max()
+        widths.append(int((profile > 0.5).sum()))
+    assert max(widths) >= 2 * min(widths), widths
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):

@@ -9,7 +9,9 @@ each of --models (shipped names or model directories; default: the default shipp
 at each of --rain_scales (``1``, a number, or ``auto``: ``menet_tf.inference.auto_rain_scale``), side
 by side, each de-rained at full resolution (exact tiles, as ``experiments.derain`` does) and then shrunk
 for the page. ``--crop=N`` shows the central N x N pixels of every panel instead, unshrunk: real streaks
-are one or two pixels wide, so models are compared there. The real photos
+are one or two pixels wide, so models are compared there. Each photo's line gives, per panel, the fraction
+of the rainy photo's streak energy removed (``menet_tf.streaks``, a no-reference measure: thin bright
+lines near one direction), and the last line its mean over the photos. The real photos
 of ``../shared/data/real_rain`` are for research use only and not for this repository, so
 ``docs/gallery/`` is not committed (.gitignore): run this command to see the pictures docs/gallery.md
 describes.
@@ -71,7 +73,7 @@ def main(argv):
     from PIL import Image
 
     from menet_tf.imageio import list_image_inputs as list_inputs
-    from menet_tf import atomic, inference
+    from menet_tf import atomic, inference, streaks
     from menet_tf.imageio import read_image
     from menet_tf.model import load_net, read_config, required_multiple
 
@@ -95,6 +97,7 @@ def main(argv):
     for path, reason in others:
         print(f"not processed: {path}: {reason}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    removed_sum = {}
     for path in paths:
         rainy = read_image(path, exif_transpose=True)
         h, w = rainy.shape[:2]
@@ -103,6 +106,12 @@ def main(argv):
         panels = [rainy] + [inference.derain_at_scale(d, rainy, sc) for d in derains for sc in scales]
         if FLAGS.crop:
             panels = [centre_crop(p, FLAGS.crop) for p in panels]
+        # streak energy removed (menet_tf.streaks), on the panels shown (--crop) or the central 1024 px
+        measured = [p if FLAGS.crop else centre_crop(p, 1024) for p in panels]
+        small = min(measured[0].shape[:2]) < 64  # too small to measure streaks on (menet_tf.streaks)
+        removed = [float("nan") if small else streaks.fraction_removed(measured[0], p) for p in measured[1:]]
+        for k, r in enumerate(removed):
+            removed_sum[k] = removed_sum.get(k, 0.0) + r
         strip = np.concatenate([np.clip(np.round(p), 0, 255).astype(np.uint8) for p in panels], axis=1)
         page = Image.fromarray(strip)
         if not FLAGS.crop:
@@ -111,7 +120,12 @@ def main(argv):
         blob = jpeg_under(page, FLAGS.max_kb * 1000)
         with atomic.atomic_write(out, "wb") as f:
             f.write(blob)
-        print(f"{out}: {w}x{h}, auto rain scale {auto:.2f}, {len(panels)} panels, {len(blob) / 1000:.0f} KB", flush=True)
+        print(f"{out}: {w}x{h}, auto rain scale {auto:.2f}, {len(panels)} panels, {len(blob) / 1000:.0f} KB; "
+              f"streak energy removed: {', '.join(f'{r:.0%}' for r in removed)}", flush=True)
+    if paths:
+        labels = [f"{m} @ {sc}" for m in (FLAGS.models or [pretrained.DEFAULT]) for sc in FLAGS.rain_scales]
+        print("mean streak energy removed over the photos (menet_tf.streaks): "
+              + ", ".join(f"{label} {removed_sum[k] / len(paths):.1%}" for k, label in enumerate(labels)), flush=True)
 
 
 def console():

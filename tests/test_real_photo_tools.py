@@ -60,6 +60,8 @@ def test_gallery_writes_three_panel_jpegs_within_the_size_bound(tmp_path):
     photo = np.asarray(Image.open(tmp_path / "in" / "p1.png").convert("L")).astype(int)
     assert np.abs(page[:, :120] - photo[190:310, 490:610]).mean() < 4  # JPEG of per-pixel noise: ~2.4
     assert np.abs(page[:, :120] - photo[180:300, 480:600]).mean() > 20  # not a window 10 px off
+    # the streak energy removed, per photo and on average (menet_tf.streaks, on the panels shown)
+    assert "streak energy removed: " in r.stdout and "mean streak energy removed over the photos" in r.stdout
 
 
 def test_rain_scale_study_at_scale_one_matches_as_is(tmp_path):

@@ -1,4 +1,4 @@
-"""experiments.gallery and experiments.rain_scale_study, end to end on tiny inputs (subprocesses)."""
+"""experiments.gallery, experiments.streak_check and experiments.rain_scale_study, end to end on tiny inputs (subprocesses)."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from menet_tf import synthesis
@@ -79,3 +80,33 @@ def test_rain_scale_study_at_scale_one_matches_as_is(tmp_path):
     # at s = 1 the matched scale is the photo itself, and so is s / 1.5 (scales <= 1 run the net as is)
     assert one["matched (rain_scale s)"] == one["as is (rain_scale 1)"] == one["s / 1.5"]
     assert (tmp_path / "out" / "study.md").read_text().count("\n") == 4  # header, rule, two rows
+
+
+def test_streak_check_ranks_models_against_ground_truth(tmp_path):
+    """The clean images' removal and every model's numbers are the library's, recomputed here."""
+    from menet_tf import metrics, pretrained, streaks
+    from menet_tf.model import load_net
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    data = []
+    for k in range(1, 3):
+        clean = np.clip(rng.normal(120, 30, (96, 128, 3)), 0, 255).astype(np.uint8)
+        rainy = synthesis.add_rain(clean, "light", rng)
+        Image.fromarray(clean).save(folder / f"norain-{k}.png")
+        Image.fromarray(rainy).save(folder / f"rain-{k}.png")
+        data.append((rainy, clean))
+    d = pretrained.model_dir(pretrained.DEFAULT)
+    r = _run("experiments.streak_check", f"--data_dir={folder}", f"--models={pretrained.DEFAULT},{d}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["num_pairs"] == 2
+    assert got["clean_removed"] == np.mean([streaks.fraction_removed(a, b) for a, b in data])
+    net = load_net(d)
+    want_psnr = np.mean([metrics.psnr(metrics.quantize(net(a[None].astype(np.float32), training=False).numpy()[0]), b)
+                         for a, b in data])
+    for label in (pretrained.DEFAULT, d):  # the same model by name and by folder
+        assert got["models"][label]["psnr"] == pytest.approx(want_psnr, abs=0.02)
+    bad = _run("experiments.streak_check", f"--data_dir={folder}", f"--models={pretrained.DEFAULT}")
+    assert bad.returncode != 0 and "two or more" in (bad.stdout + bad.stderr)

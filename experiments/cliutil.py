@@ -43,6 +43,15 @@ def resolve_model(prog: str, model_dir: str | None, model: str | None, default: 
         usage_error(prog, str(e))
 
 
+def resolve_models(prog: str, models) -> list[str]:
+    """The model directories of a list flag holding shipped model names or model directories, each
+    through :func:`resolve_model` (an unknown name or damaged shipped weights: one line, exit status 2)."""
+    from menet_tf import pretrained
+
+    shipped = set(pretrained.names())
+    return [resolve_model(prog, None, m) if m in shipped else resolve_model(prog, m, None) for m in models]
+
+
 def model_dir_problem(model_dir: str) -> str | None:
     """``--model_dir=DIR: no FILE there (not a trained model directory)`` for the first of
     :data:`MODEL_FILES` missing from ``model_dir``, else None."""

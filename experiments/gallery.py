@@ -60,10 +60,8 @@ def main(argv):
         cliutil.usage_error("experiments.gallery", f"unexpected arguments: {' '.join(argv[1:])}")
     from menet_tf import pretrained
 
-    model_dirs = []
-    for m in FLAGS.models or [pretrained.DEFAULT]:
-        shipped = m in pretrained.names()
-        model_dirs.append(cliutil.resolve_model("experiments.gallery", None if shipped else m, m if shipped else None))
+    models = FLAGS.models or [pretrained.DEFAULT]
+    model_dirs = cliutil.resolve_models("experiments.gallery", models)
     for scale in FLAGS.rain_scales:
         problem = cliutil.rain_scale_problem("--rain_scales", scale)
         if problem:
@@ -97,7 +95,8 @@ def main(argv):
     for path, reason in others:
         print(f"not processed: {path}: {reason}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    removed_sum = {}
+    labels = [f"{m} @ {sc}" for m in models for sc in FLAGS.rain_scales]
+    removed_sum = np.zeros(len(labels))
     for path in paths:
         rainy = read_image(path, exif_transpose=True)
         h, w = rainy.shape[:2]
@@ -109,9 +108,10 @@ def main(argv):
         # streak energy removed (menet_tf.streaks), on the panels shown (--crop) or the central 1024 px
         measured = [p if FLAGS.crop else centre_crop(p, 1024) for p in panels]
         small = min(measured[0].shape[:2]) < 64  # too small to measure streaks on (menet_tf.streaks)
-        removed = [float("nan") if small else streaks.fraction_removed(measured[0], p) for p in measured[1:]]
-        for k, r in enumerate(removed):
-            removed_sum[k] = removed_sum.get(k, 0.0) + r
+        reference = None if small else streaks.streak_energy(measured[0])
+        removed = [float("nan") if small else streaks.fraction_removed(measured[0], p, reference=reference)
+                   for p in measured[1:]]
+        removed_sum += removed
         strip = np.concatenate([np.clip(np.round(p), 0, 255).astype(np.uint8) for p in panels], axis=1)
         page = Image.fromarray(strip)
         if not FLAGS.crop:
@@ -123,7 +123,6 @@ def main(argv):
         print(f"{out}: {w}x{h}, auto rain scale {auto:.2f}, {len(panels)} panels, {len(blob) / 1000:.0f} KB; "
               f"streak energy removed: {', '.join(f'{r:.0%}' for r in removed)}", flush=True)
     if paths:
-        labels = [f"{m} @ {sc}" for m in (FLAGS.models or [pretrained.DEFAULT]) for sc in FLAGS.rain_scales]
         print("mean streak energy removed over the photos (menet_tf.streaks): "
               + ", ".join(f"{label} {removed_sum[k] / len(paths):.1%}" for k, label in enumerate(labels)), flush=True)
 

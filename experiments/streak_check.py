@@ -34,22 +34,23 @@ def main(argv):
     from scipy.stats import spearmanr
 
     from experiments import evaluation
-    from menet_tf import metrics, pretrained, streaks
+    from menet_tf import metrics, streaks
     from menet_tf.imageio import read_image
     from menet_tf.pairs import find_pairs
 
-    dirs = [cliutil.resolve_model("experiments.streak_check", None if m in pretrained.names() else m,
-                                  m if m in pretrained.names() else None) for m in FLAGS.models]
+    dirs = cliutil.resolve_models("experiments.streak_check", FLAGS.models)
     data = [(read_image(r), read_image(c)) for r, c in find_pairs(FLAGS.data_dir)[: FLAGS.max_pairs]]
+    references = [streaks.streak_energy(r) for r, _ in data]  # each rainy image's, measured once
     result = {"data_dir": FLAGS.data_dir, "num_pairs": len(data),
-              "clean_removed": float(np.mean([streaks.fraction_removed(r, c) for r, c in data])), "models": {}}
+              "clean_removed": float(np.mean([streaks.fraction_removed(r, c, reference=ref)
+                                              for (r, c), ref in zip(data, references)])), "models": {}}
     print(f"{len(data)} pairs; the clean images remove {result['clean_removed']:.1%} of the rainy images' streak energy")
     for label, d in zip(FLAGS.models, dirs):
         predict, _, _ = evaluation.load_predictor(model_dir=d)
         removed, psnr = [], []
-        for r, c in data:
+        for (r, c), ref in zip(data, references):
             out = metrics.quantize(predict(r[None].astype(np.float32))[0])
-            removed.append(streaks.fraction_removed(r, out))
+            removed.append(streaks.fraction_removed(r, out, reference=ref))
             psnr.append(metrics.psnr(out, c))
         result["models"][label] = {"removed": float(np.mean(removed)), "psnr": float(np.mean(psnr))}
         print(f"{label}: streak energy removed {np.mean(removed):.1%}, PSNR {np.mean(psnr):.2f} dB", flush=True)

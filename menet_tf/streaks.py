@@ -57,9 +57,10 @@ def streak_energy(image, angles=DEFAULT_ANGLES, length: int = 15, margin: int = 
     return best
 
 
-def fraction_removed(rainy, derained, **kwargs) -> float:
+def fraction_removed(rainy, derained, reference: tuple[float, float] | None = None, **kwargs) -> float:
     """1 - streak energy of ``derained`` / that of ``rainy``, both measured in the rainy photo's
-    direction of largest energy."""
-    e_rainy, angle = streak_energy(rainy, **kwargs)
+    direction of largest energy. ``reference``: ``streak_energy(rainy, **kwargs)`` when already known
+    (several outputs of one rainy image), so that it is not measured again."""
+    e_rainy, angle = reference if reference is not None else streak_energy(rainy, **kwargs)
     e_out, _ = streak_energy(derained, **dict(kwargs, angles=(angle,)))
     return 1.0 - e_out / e_rainy if e_rainy > 0 else 0.0

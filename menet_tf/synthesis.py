@@ -174,8 +174,7 @@ def scaled_style(style: str | RainStyle, scale: float) -> RainStyle:
     layers = tuple(dataclasses.replace(
         spec, density=tuple(d / scale**2 for d in spec.density), length=tuple(v * scale for v in spec.length),
         width=tuple(v * scale for v in spec.width), blur_sigma=spec.blur_sigma * scale) for spec in st.layers)
-    return RainStyle(name=st.name if scale == 1 else f"{st.name}_x{scale:g}", main_angle=st.main_angle, layers=layers,
-                     amount=st.amount, intensity=st.intensity)
+    return dataclasses.replace(st, name=st.name if scale == 1 else f"{st.name}_x{scale:g}", layers=layers)
 
 
 def builtin_clean_images() -> list:
@@ -227,6 +226,12 @@ def streak_kernel(length: float, width: float, angle_deg: float) -> np.ndarray:
     return k / k.max()
 
 
+def _log_uniform(rng: np.random.Generator, bounds) -> float:
+    """A draw log-uniform in ``bounds`` = (lo, hi); ``lo`` itself, drawing nothing, when hi <= lo."""
+    lo, hi = bounds
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
+
+
 def _render_layer(shape, spec: LayerSpec, angle: float, rng: np.random.Generator,
                   amount: float = 1.0, intensity: float = 1.0) -> np.ndarray:
     h, w = shape
@@ -252,10 +257,8 @@ def render_rain(shape, style: str | RainStyle, rng: np.random.Generator) -> np.n
     st = STYLES[style] if isinstance(style, str) else style
     h, w = int(shape[0]), int(shape[1])
     main = rng.uniform(*st.main_angle)
-    lo, hi = st.amount
-    amount = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
-    lo, hi = st.intensity
-    intensity = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
+    amount = _log_uniform(rng, st.amount)
+    intensity = _log_uniform(rng, st.intensity)
     rain = np.zeros((h, w))
     for spec in st.layers:
         angle = main + (rng.normal(0.0, spec.angle_offset) if spec.angle_offset else 0.0)
@@ -293,7 +296,7 @@ def variant_settings(seed: int, name: str, variant: int, scale_range=(1.0, 1.0),
     if not 0 < lo <= hi:
         raise ValueError(f"scale_range must be 0 < lo <= hi, got {scale_range}")
     aux = image_rng(seed, name, variant + 1_000_000)
-    scale = float(np.exp(aux.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
+    scale = _log_uniform(aux, scale_range)
     if haze_range is None:
         return scale, 0.0, 0.0
     return scale, float(aux.uniform(*haze_range)), float(aux.uniform(*airlight_range))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 from absl import app, flags
@@ -112,11 +113,18 @@ def summarize(per_image: list[dict]) -> dict:
 
 
 def folder_stats(folder: str, max_pairs: int | None = None, rainy_glob=None, clean_glob=None) -> dict:
-    from menet_tf.imageio import read_image
+    from menet_tf.imageio import ImageError, read_image
     from menet_tf.pairs import find_pairs
 
     pairs = find_pairs(folder, rainy_glob, clean_glob)[:max_pairs]
-    per_image = [image_stats(read_image(r), read_image(c)) for r, c in pairs]
+    per_image = []
+    for r, c in pairs:
+        try:
+            per_image.append(image_stats(read_image(r), read_image(c)))
+        except ImageError:
+            raise
+        except ValueError as e:  # sizes that differ
+            raise ValueError(f"{r} / {c}: {e}") from None
     return {"num_pairs": len(per_image), **summarize(per_image)}
 
 
@@ -137,7 +145,11 @@ def main(argv):
     folders = list(argv[1:])
     if not folders:
         raise app.UsageError("give one or more data folders: python -m data_prep.rain_stats DIR [DIR ...]")
-    results = {f: folder_stats(f, FLAGS.max_pairs, FLAGS.rainy_glob, FLAGS.clean_glob) for f in folders}
+    try:
+        results = {f: folder_stats(f, FLAGS.max_pairs, FLAGS.rainy_glob, FLAGS.clean_glob) for f in folders}
+    except (ValueError, OSError) as e:  # DataError and ImageError name the folder or file
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
     print("mean [min, max] over each folder's images; coverage: pixels with R > 10; p50/p90/p99: of R there; "
           "length/width: streak size, px; psnr: input, standard protocol")
     print(markdown_table(results))

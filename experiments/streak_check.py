@@ -39,7 +39,10 @@ def main(argv):
     from menet_tf.pairs import find_pairs
 
     dirs = cliutil.resolve_models("experiments.streak_check", FLAGS.models)
-    data = [(read_image(r), read_image(c)) for r, c in find_pairs(FLAGS.data_dir)[: FLAGS.max_pairs]]
+    try:
+        data = [(read_image(r), read_image(c)) for r, c in find_pairs(FLAGS.data_dir)[: FLAGS.max_pairs]]
+    except (ValueError, OSError) as e:  # DataError and ImageError name the folder or the file
+        raise SystemExit(f"error: {e}") from None
     references = [streaks.streak_energy(r) for r, _ in data]  # each rainy image's, measured once
     result = {"data_dir": FLAGS.data_dir, "num_pairs": len(data),
               "clean_removed": float(np.mean([streaks.fraction_removed(r, c, reference=ref)

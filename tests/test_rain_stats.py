@@ -63,3 +63,15 @@ def test_cli_prints_a_table_and_json(tmp_path):
     assert out["num_pairs"] == 2
     assert 0 < out["coverage"]["min"] <= out["coverage"]["mean"] <= out["coverage"]["max"] < 0.5
     assert f"| {tmp_path} | 2 |" in res.stdout
+
+
+def test_cli_errors_name_the_folder_or_the_pair(tmp_path):
+    """A missing folder, or a pair whose images differ in size: one line naming it, exit status 1."""
+    write_image(str(tmp_path / "rain-1.png"), np.zeros((60, 80, 3), np.uint8))
+    write_image(str(tmp_path / "norain-1.png"), np.zeros((50, 80, 3), np.uint8))
+    for target, named in ((tmp_path / "absent", "absent"), (tmp_path, "rain-1.png")):
+        res = subprocess.run([sys.executable, "-m", "data_prep.rain_stats", str(target)], cwd=ROOT,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
+                             timeout=300)
+        assert res.returncode == 1
+        assert "Traceback" not in res.stderr and named in res.stderr and "error: " in res.stderr

@@ -110,3 +110,7 @@ def test_streak_check_ranks_models_against_ground_truth(tmp_path):
         assert got["models"][label]["psnr"] == pytest.approx(want_psnr, abs=0.02)
     bad = _run("experiments.streak_check", f"--data_dir={folder}", f"--models={pretrained.DEFAULT}")
     assert bad.returncode != 0 and "two or more" in (bad.stdout + bad.stderr)
+    (folder / "rain-3.png").write_bytes(b"not a png")
+    (folder / "norain-3.png").write_bytes(b"not a png")
+    broken = _run("experiments.streak_check", f"--data_dir={folder}", f"--models={pretrained.DEFAULT},{d}")
+    assert broken.returncode == 1 and "rain-3.png" in broken.stderr and "Traceback" not in broken.stderr

@@ -5,6 +5,8 @@ r"""Render synthetic rain on clean images into a JORDER-flat folder (rain-NNN.pn
         --clean_dir /path/to/BSDS500_test --num_variants 2 --seed 1
     python -m data_prep.synthesize --out data/syn_real --style heavy --clean_dir /path/to/BSDS500_test \
         --num_variants 3 --scale_range 1,3 --haze_range 0,0.35 --seed 2   # real-photo-like rain
+    python -m data_prep.synthesize --out data/syn_moved --rain_from /path/to/Rain100L_train \
+        --clean_dir /path/to/BSDS500_test --scale_range 1,3 --seed 3   # Rain100L's own rain, enlarged
 
 Without --clean_dir the RGB photos bundled with scikit-image are used (the project's built-in data
 set). With the 200 BSDS500 test-split photos it makes training data disjoint from Rain100L/H.
@@ -39,6 +41,9 @@ flags.DEFINE_list("scale_range", ["1", "1"], "lo,hi: each rendering's streak sca
 flags.DEFINE_list("haze_range", None, "lo,hi: rain accumulation (haze) strength 1 - t per rendering, uniform; "
                   "default none (menet_tf.synthesis.add_haze).")
 flags.DEFINE_list("airlight_range", ["200", "245"], "lo,hi: the haze's grey level, uniform.")
+flags.DEFINE_string("rain_from", None, "A paired data set (e.g. a training set of real benchmark rain): render "
+                    "no rain but move its rain maps O - B onto the clean images, enlarged by --scale_range "
+                    "(menet_tf.synthesis.transplant_map); instead of --style.")
 flags.mark_flag_as_required("out")
 
 
@@ -58,6 +63,8 @@ def main(argv):
     from menet_tf.imageio import ImageError
     from menet_tf.synthesis import synthesize_dataset
 
+    if FLAGS.rain_from is not None and FLAGS["style"].present:
+        raise app.UsageError("--rain_from takes the rain from a data set: leave out --style")
     scale_range = _range("scale_range", FLAGS.scale_range, 0.1, 16.0)
     haze_range = None if FLAGS.haze_range is None else _range("haze_range", FLAGS.haze_range, 0.0, 0.9)
     airlight_range = _range("airlight_range", FLAGS.airlight_range, 0.0, 255.0)
@@ -67,11 +74,12 @@ def main(argv):
                                    seed=FLAGS.seed, max_images=FLAGS.max_images,
                                    min_size=FLAGS.min_size, num_variants=FLAGS.num_variants,
                                    progress=True, scale_range=scale_range, haze_range=haze_range,
-                                   airlight_range=airlight_range)
-    except (ImageError, FileNotFoundError, ValueError, OSError) as e:
+                                   airlight_range=airlight_range, rain_from=FLAGS.rain_from)
+    except (ImageError, FileNotFoundError, ValueError, OSError) as e:  # DataError is a ValueError
         logging.error("%s", e)
         sys.exit(1)
-    logging.info("wrote %d %s-rain pairs to %s in %.1f s", len(pairs), FLAGS.style, FLAGS.out,
+    logging.info("wrote %d %s-rain pairs to %s in %.1f s", len(pairs),
+                 "transplanted" if FLAGS.rain_from else FLAGS.style, FLAGS.out,
                  time.time() - start)
     print(f"{len(pairs)} pairs written to {FLAGS.out}")
 

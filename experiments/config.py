@@ -62,6 +62,7 @@ class TrainConfig:
     mixed_precision: bool = False
     distribution: str = "default"
     model_dir: str | None = None
+    init_from: str | None = None
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -139,6 +140,33 @@ class TrainConfig:
         if not self.model_dir:
             raise ValueError("--model_dir is required (where checkpoints, logs and config go)")
         check_writable(self.model_dir, "--model_dir")
+        if self.init_from:
+            self.init_weights()
+
+    def init_weights(self) -> str:
+        """The weights file ``init_from`` names (a shipped model's name or a model directory), checked to
+        hold this run's net: ValueError naming the flag and the difference otherwise."""
+        from menet_tf import pretrained
+        from menet_tf.model import NET_CONFIG_KEYS, WEIGHTS_FILE, read_config
+
+        try:
+            folder = pretrained.model_dir(self.init_from) if self.init_from in pretrained.names() \
+                else self.init_from
+            if not os.path.isdir(folder):
+                raise ValueError(f"{folder}: neither a shipped model ({', '.join(pretrained.names())}) "
+                                 "nor a model directory")
+            source = read_config(folder)
+        except (ValueError, FileNotFoundError) as e:
+            raise ValueError(f"--init_from: {e}") from None
+        mine, defaults = self.net_kwargs(), TrainConfig()
+        theirs = {k: source.get(k, getattr(defaults, k)) for k in NET_CONFIG_KEYS}
+        diff = [f"{k} {theirs[k]!r} (this run: {mine[k]!r})" for k in NET_CONFIG_KEYS if theirs[k] != mine[k]]
+        if diff:
+            raise ValueError(f"--init_from: {self.init_from} holds another net: {'; '.join(diff)}")
+        weights = os.path.join(folder, WEIGHTS_FILE)
+        if not os.path.isfile(weights):
+            raise ValueError(f"--init_from: {weights}: no such file (has that run finished an epoch?)")
+        return weights
 
 
 def parse_fixed_weights(text: str | None) -> dict[str, float]:
@@ -193,6 +221,9 @@ def define_train_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("mixed_precision", d.mixed_precision, "mixed_float16 on GPU (loss scaling), mixed_bfloat16 on CPU.", flag_values=fv)
     flags.DEFINE_enum("distribution", d.distribution, DISTRIBUTIONS, "tf.distribute strategy.", flag_values=fv)
     flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, config.json, net weights.", flag_values=fv)
+    flags.DEFINE_string("init_from", None, "Fine-tune: start from the net weights of a shipped model (its name, "
+                        "see menet_tf.pretrained.names()) or a model directory with the same net, instead of a "
+                        "random init; the optimizer starts afresh. Ignored when --model_dir resumes.", flag_values=fv)
 
 
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
@@ -228,6 +259,7 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
         mixed_precision=fv.mixed_precision,
         distribution=fv.distribution,
         model_dir=fv.model_dir,
+        init_from=fv.init_from,
     )
 
 

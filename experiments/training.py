@@ -332,6 +332,11 @@ def _train(config, model_dir, write_dir, chief, strategy, source, n, steps, val_
         ckpt.restore(restored).assert_existing_objects_matched()
         print(f"resuming from {restored}: epoch {int(epoch_var.numpy())}, "
               f"step {int(trainer.optimizer.iterations.numpy())}", flush=True)
+    elif config.init_from:
+        weights = config.init_weights()
+        with strategy.scope():
+            trainer.net.load_weights(weights)
+        print(f"starting from the weights of {config.init_from} ({weights})", flush=True)
     start_epoch = int(epoch_var.numpy())
     if chief:
         save_config(config, model_dir)
@@ -407,7 +412,7 @@ def check_same_config(config: TrainConfig, model_dir: str) -> None:
 # driver (experiments.ablation) reuses its model_dir: otherwise its scores belong to another setting.
 # Epochs may grow (the run then resumes and trains on), not shrink.
 SAME_SETTINGS = ("data_dir", "crop_size", "batch_size", "steps_per_epoch", "lr", "lr_decay_epochs", "seed",
-                 "fixed_weights", "stable_weights", "mixed_precision")
+                 "fixed_weights", "stable_weights", "mixed_precision", "init_from")
 
 
 def check_reusable(config: TrainConfig, model_dir: str) -> None:

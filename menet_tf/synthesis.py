@@ -63,6 +63,10 @@ __all__ = [
     "streak_kernel",
     "render_rain",
     "add_rain",
+    "add_rain_map",
+    "extract_rain",
+    "load_rain_maps",
+    "transplant_map",
     "synthesize_dataset",
 ]
 
@@ -266,14 +270,83 @@ def render_rain(shape, style: str | RainStyle, rng: np.random.Generator) -> np.n
     return rain
 
 
-def add_rain(clean, style: str | RainStyle, rng: np.random.Generator) -> np.ndarray:
-    """O = clip(B + R, 0, 255) as uint8 (rounded half up), for an H x W x 3 uint8 clean image B."""
+def _check_clean(clean) -> np.ndarray:
     b = np.asarray(clean)
     if b.dtype != np.uint8 or b.ndim != 3 or b.shape[-1] != 3:
-        raise ValueError(f"add_rain expects an H x W x 3 uint8 image, got {b.dtype} {b.shape}")
-    r = render_rain(b.shape, style, rng)
+        raise ValueError(f"expected an H x W x 3 uint8 clean image, got {b.dtype} {b.shape}")
+    return b
+
+
+def add_rain_map(clean, rain) -> np.ndarray:
+    """O = clip(B + R, 0, 255) as uint8 (rounded half up), for an H x W x 3 uint8 clean image B and an
+    H x W rain map R (0..255 scale, the same R added to R, G and B)."""
+    b = _check_clean(clean)
+    r = np.asarray(rain, np.float64)
+    if r.shape != b.shape[:2]:
+        raise ValueError(f"rain map {r.shape} does not match the image {b.shape[:2]}")
     o = np.floor(np.minimum(b.astype(np.float64) + r[..., None], 255.0) + 0.5)
     return o.astype(np.uint8)
+
+
+def add_rain(clean, style: str | RainStyle, rng: np.random.Generator) -> np.ndarray:
+    """O = clip(B + R, 0, 255) as uint8 (rounded half up), for an H x W x 3 uint8 clean image B and the
+    rain R rendered in ``style``."""
+    b = _check_clean(clean)
+    return add_rain_map(b, render_rain(b.shape, style, rng))
+
+
+# ----------------------------------------------------------------------------------------------
+# Transplanted rain: the rain maps of a paired data set, moved onto other clean images
+
+
+def extract_rain(rainy, clean) -> np.ndarray:
+    """The rain map of a pair: R = max(0, max over the colour channels of O - B), float32, H x W.
+    Additive rain (O = clip(B + R)) is lost only where a channel clips at 255, so the largest channel
+    difference is the least clipped estimate of R (data_prep.rain_stats' mean serves statistics)."""
+    o, b = np.asarray(rainy, np.int16), np.asarray(clean, np.int16)
+    if o.shape != b.shape or o.ndim != 3:
+        raise ValueError(f"rainy {o.shape} and clean {b.shape} must be two H x W x 3 images of one size")
+    return np.maximum((o - b).max(-1), 0).astype(np.float32)
+
+
+def load_rain_maps(data_dir: str, rainy_glob: str | None = None, clean_glob: str | None = None) -> list:
+    """(rainy file name, rain map) of every pair of the paired data set ``data_dir``
+    (:func:`menet_tf.pairs.find_pairs`), in pair order. A pair of two sizes raises ValueError naming it."""
+    from menet_tf.pairs import find_pairs
+
+    maps = []
+    for rainy_path, clean_path in find_pairs(data_dir, rainy_glob, clean_glob):
+        try:
+            r = extract_rain(read_image(rainy_path), read_image(clean_path))
+        except ValueError as e:
+            raise ValueError(f"{rainy_path} / {clean_path}: {e}") from None
+        maps.append((os.path.basename(rainy_path), r))
+    if not maps:
+        raise ValueError(f"{data_dir}: no pairs to take rain from")
+    return maps
+
+
+def transplant_map(rain: np.ndarray, shape, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """An H x W (``shape``) rain map cut from ``rain``: enlarged ``scale`` times (bicubic; more where
+    the map would not cover the image, e.g. a landscape map on a portrait image), mirrored left-right
+    with probability 1/2 (the streaks' tilt mirrored), turned by 180 degrees with probability 1/2 (the
+    tilt kept), and cropped at a random place. The same generator state gives the same map."""
+    h, w = int(shape[0]), int(shape[1])
+    rh, rw = rain.shape
+    s = max(float(scale), h / rh, w / rw)
+    r = np.asarray(rain, np.float32)
+    if s != 1.0:
+        from PIL import Image
+
+        size = (max(w, int(round(rw * s))), max(h, int(round(rh * s))))
+        r = np.maximum(np.asarray(Image.fromarray(np.ascontiguousarray(r)).resize(size, Image.BICUBIC)), 0.0)
+    if rng.random() < 0.5:
+        r = r[:, ::-1]
+    if rng.random() < 0.5:
+        r = r[::-1, ::-1]
+    y0 = int(rng.integers(0, r.shape[0] - h + 1))
+    x0 = int(rng.integers(0, r.shape[1] - w + 1))
+    return np.ascontiguousarray(r[y0:y0 + h, x0:x0 + w])
 
 
 def add_haze(rainy, haze: float, airlight: float) -> np.ndarray:
@@ -310,7 +383,7 @@ def _check_style(style: str) -> None:
 def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, seed: int = 0,
                        max_images: int | None = None, min_size: int | None = None,
                        num_variants: int = 1, progress: bool = False, scale_range=(1.0, 1.0),
-                       haze_range=None, airlight_range=(200.0, 245.0)) -> list:
+                       haze_range=None, airlight_range=(200.0, 245.0), rain_from: str | None = None) -> list:
     """Render rain on clean images and write a JORDER-flat data set into ``out_dir``.
 
     Clean images: the files of ``clean_dir`` (sorted by name), or the bundled photos when it is None;
@@ -324,10 +397,18 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
     from it, ``haze_range`` adds rain accumulation (:func:`add_haze`) of a uniform strength from it (see
     :func:`variant_settings`). The defaults render the benchmark-scale rain of the style, no haze.
 
+    Transplanted rain: with ``rain_from`` (a paired data set) no rain is rendered; each rendering takes
+    the rain map O - B of one of its pairs (:func:`load_rain_maps`, drawn uniformly) and adds it at the
+    rendering's scale (:func:`transplant_map`); ``style`` is then only recorded as ``transplant``.
+
     Returns the list of (rain_path, norain_path) written. Unreadable images raise
     :class:`~menet_tf.imageio.ImageError` naming the file.
     """
-    _check_style(style)
+    rain_maps = None
+    if rain_from is not None:
+        rain_maps, style = load_rain_maps(rain_from), "transplant"
+    else:
+        _check_style(style)
     if num_variants < 1:
         raise ValueError(f"num_variants must be >= 1, got {num_variants}")
     if max_images is not None and max_images < 1:
@@ -364,8 +445,13 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
         for variant in range(num_variants):
             idx += 1
             scale, haze, airlight = variant_settings(seed, path, variant, scale_range, haze_range, airlight_range)
-            st = scaled_style(style, scale) if scale != 1.0 else style
-            rainy = add_rain(img, st, image_rng(seed, path, variant))
+            rng = image_rng(seed, path, variant)
+            if rain_maps is None:
+                rainy = add_rain(img, scaled_style(style, scale) if scale != 1.0 else style, rng)
+                source = ""
+            else:
+                source, rain = rain_maps[int(rng.integers(len(rain_maps)))]
+                rainy = add_rain_map(img, transplant_map(rain, img.shape[:2], scale, rng))
             if haze > 0:
                 rainy = add_haze(rainy, haze, airlight)
             rain_path = os.path.join(out_dir, f"rain-{idx:0{digits}d}.png")
@@ -377,14 +463,15 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
                 raise OSError(f"{rain_path}: cannot write ({e})") from None
             pairs.append((rain_path, norain_path))
             manifest.append([idx, os.path.basename(path), variant, style, seed, f"{scale:.4f}", f"{haze:.4f}",
-                             f"{airlight:.1f}"])
+                             f"{airlight:.1f}"] + ([source] if rain_maps is not None else []))
             if bar is not None:
                 bar.update(idx)
     from menet_tf.atomic import atomic_write
 
     with atomic_write(os.path.join(out_dir, "manifest.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["index", "source", "variant", "style", "seed", "scale", "haze", "airlight"])
+        w.writerow(["index", "source", "variant", "style", "seed", "scale", "haze", "airlight"]
+                   + (["rain_from"] if rain_maps is not None else []))
         w.writerows(manifest)
     return pairs
 

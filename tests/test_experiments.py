@@ -161,6 +161,8 @@ def test_bad_flags_stop_with_one_line_error_before_any_work(tmp_path):
         ([f"--model_dir={tmp_path}/m3"], "--data_dir is required"),
         ([f"--data_dir={tmp_path}/nowhere", f"--model_dir={tmp_path}/m4"], "no such directory"),
         ([f"--data_dir={data}", f"--model_dir={locked}/sub"], "not writable"),
+        ([f"--data_dir={data}", f"--model_dir={tmp_path}/m5", "--init_from=menet-lb-rain100l"],
+         "--init_from: menet-lb-rain100l holds another net: channel_attention True (this run: False)"),
     ]
     for args, message in cases:
         result = run_train(*args)
@@ -187,3 +189,34 @@ def test_check_writable_from_several_processes_at_once(tmp_path):
     with ctx.Pool(4) as pool:
         pool.starmap(_check_writable_many, [(str(tmp_path / "shared"), 300)] * 4)
     assert os.listdir(tmp_path / "shared") == []  # every probe removed
+
+
+def test_init_from_starts_from_the_given_weights_and_checks_the_net(tmp_path):
+    """--init_from (fine-tuning): the first step starts from the named run's net, not a random init; a
+    source with another net, or none, is one ValueError naming the flag."""
+    import dataclasses
+
+    data = make_pairs(tmp_path / "pairs")
+    source = tmp_path / "source"
+    base = dataclasses.replace(tiny_config(data, source, 1), deterministic=False, steps_per_epoch=2)
+    first, _ = train(base, verbose=0)
+    # an lr so small that Adam's first step (about lr per weight) leaves the start visible to 1e-6
+    tuned, _ = train(dataclasses.replace(base, model_dir=str(tmp_path / "tuned"), lr=1e-9, seed=4,
+                                         init_from=str(source)), verbose=0)
+    fresh, _ = train(dataclasses.replace(base, model_dir=str(tmp_path / "fresh"), lr=1e-9, seed=4), verbose=0)
+    start = load_net(str(source))  # trainable weights only: batch norm's moving statistics move with any lr
+    for w0, wt in zip(start.trainable_weights, tuned.net.trainable_weights):
+        np.testing.assert_allclose(wt.numpy(), w0.numpy(), atol=1e-6, err_msg=w0.path)
+    assert any(np.abs(wf.numpy() - w0.numpy()).max() > 1e-3
+               for w0, wf in zip(start.trainable_weights, fresh.net.trainable_weights))
+    np.testing.assert_array_equal(start.trainable_weights[0].numpy(), first.net.trainable_weights[0].numpy())
+    # resuming the tuned run is not re-initialised: the checkpoint wins
+    again, _ = train(dataclasses.replace(base, model_dir=str(tmp_path / "tuned"), lr=1e-9, seed=4,
+                                         init_from=str(source), epochs=2), verbose=0)
+    assert int(again.optimizer.iterations.numpy()) == 4
+    for bad, message in ((dataclasses.replace(base, num_res_blocks=2), "num_res_blocks 1 (this run: 2)"),
+                         (dataclasses.replace(base, channel_attention=True), "channel_attention False"),
+                         (base, "neither a shipped model")):
+        init = str(source) if message != "neither a shipped model" else str(tmp_path / "nowhere")
+        with pytest.raises(ValueError, match=r"^--init_from: .*" + message.replace("(", r"\(").replace(")", r"\)")):
+            dataclasses.replace(bad, model_dir=str(tmp_path / "x"), init_from=init).validate()

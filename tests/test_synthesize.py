@@ -292,3 +292,98 @@ def test_scales_and_haze_per_rendering_are_recorded_and_rendered(tmp_path):
         assert np.abs(read_image(r_real).astype(int) - want.astype(int)).max() <= 2
     with open(tmp_path / "plain" / "manifest.csv") as f:
         assert {(r["scale"], r["haze"]) for r in csv.DictReader(f)} == {("1.0000", "0.0000")}
+
+
+# ----------------------------------------------------------------------------------------------
+# Transplanted rain (--rain_from): the rain maps of a paired set moved onto other clean images
+
+
+def test_extract_rain_inverts_additive_rain_and_takes_the_least_clipped_channel():
+    rng = np.random.default_rng(3)
+    clean = rng.integers(0, 100, (20, 30, 3), dtype=np.uint8)
+    rain = rng.integers(0, 150, (20, 30)).astype(np.float64)
+    rainy = synthesis.add_rain_map(clean, rain)
+    np.testing.assert_array_equal(synthesis.extract_rain(rainy, clean), rain)  # no channel clips: exact
+    # one channel near white clips; the other two still carry R
+    clean[..., 0] = 250
+    rainy = synthesis.add_rain_map(clean, rain)
+    np.testing.assert_array_equal(synthesis.extract_rain(rainy, clean), rain)
+    with pytest.raises(ValueError, match="one size"):
+        synthesis.extract_rain(rainy, clean[:10])
+
+
+def _variants(r):
+    """The four maps transplant_map may cut from: as is, mirrored, turned 180 degrees, both."""
+    return [r, r[:, ::-1], r[::-1, ::-1], r[::-1, :]]
+
+
+def _is_crop_of(crop, maps):
+    h, w = crop.shape
+    for m in maps:
+        windows = np.lib.stride_tricks.sliding_window_view(m, (h, w))
+        if np.any(np.all(windows == crop, axis=(-2, -1))):
+            return True
+    return False
+
+
+def test_transplant_at_scale_one_is_a_mirrored_or_turned_crop_of_the_map():
+    rng = np.random.default_rng(0)
+    rain = rng.integers(0, 200, (40, 50)).astype(np.float32)
+    seen = set()
+    for k in range(40):
+        g = np.random.default_rng(k)
+        cut = synthesis.transplant_map(rain, (30, 35), 1.0, g)
+        assert cut.shape == (30, 35)
+        hits = [i for i, m in enumerate(_variants(rain)) if _is_crop_of(cut, [m])]
+        assert hits, k
+        seen.add(hits[0])
+        np.testing.assert_array_equal(synthesis.transplant_map(rain, (30, 35), 1.0, np.random.default_rng(k)), cut)
+    assert seen == {0, 1, 2, 3}  # every orientation occurs
+
+
+def test_transplant_enlarges_streaks_and_covers_any_image():
+    # one vertical streak 9 px long, 1 px wide; at scale 2.5 it is about 22 px long and wider
+    rain = np.zeros((60, 60), np.float32)
+    rain[20:29, 30] = 200.0
+    big = synthesis.transplant_map(rain, (100, 100), 2.5, np.random.default_rng(1))
+    rows, cols = np.nonzero(big > 100)  # above half the peak
+    assert 20 <= rows.max() - rows.min() + 1 <= 25 and 2 <= cols.max() - cols.min() + 1 <= 4
+    # a landscape map on a portrait image: enlarged until it covers (140 / 60 > 2)
+    tall = synthesis.transplant_map(rain, (140, 50), 1.0, np.random.default_rng(2))
+    assert tall.shape == (140, 50) and tall.min() >= 0
+
+
+def test_dataset_with_rain_from_moves_the_source_rain(tmp_path):
+    rng = np.random.default_rng(7)
+    src, clean_dir = tmp_path / "src", tmp_path / "clean"
+    src.mkdir()
+    clean_dir.mkdir()
+    maps = {}
+    for i in (1, 2):
+        b = rng.integers(0, 60, (50, 64, 3), dtype=np.uint8)
+        r = np.where(rng.random((50, 64)) < 0.1, rng.integers(30, 180, (50, 64)), 0).astype(np.float64)
+        write_image(str(src / f"rain-{i}.png"), synthesis.add_rain_map(b, r))
+        write_image(str(src / f"norain-{i}.png"), b)
+        maps[f"rain-{i}.png"] = r
+    for name in ("p.png", "q.png", "s.png"):  # dark: B + R never clips, so R comes back exactly
+        write_image(str(clean_dir / name), rng.integers(0, 60, (40, 48, 3), dtype=np.uint8))
+    kw = dict(clean_dir=str(clean_dir), seed=5, min_size=0, num_variants=2, rain_from=str(src))
+    pairs = synthesis.synthesize_dataset(str(tmp_path / "a"), "light", **kw)
+    again = synthesis.synthesize_dataset(str(tmp_path / "b"), "light", **kw)
+    with open(tmp_path / "a" / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(pairs) == len(rows) == 6 and {r["style"] for r in rows} == {"transplant"}
+    assert {r["rain_from"] for r in rows} <= set(maps) and len({r["rain_from"] for r in rows}) == 2
+    for (rp, cp), (rp2, _), row in zip(pairs, again, rows):
+        assert Path(rp).read_bytes() == Path(rp2).read_bytes()
+        moved = synthesis.extract_rain(read_image(rp), read_image(cp))
+        assert moved.any() and _is_crop_of(moved, _variants(maps[row["rain_from"]]))
+
+
+def test_cli_rain_from_refuses_a_style(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "data_prep.synthesize", f"--out={tmp_path / 'x'}", f"--rain_from={tmp_path}",
+         "--style=heavy"], cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "leave out --style" in res.stderr
+    assert not (tmp_path / "x").exists()

@@ -224,12 +224,14 @@ def published_fields(row: str) -> dict:
 
 def aggregate_seeds(runs: list[dict], rows: list[str], seeds: list[int]) -> list[dict]:
     """Per row, over its runs (dicts with "row", "seed" and the SCORES): for each score the mean, min and
-    max over the seeds present, ``n`` of ``n_expected`` seeds and ``missing`` (the seeds without a run,
-    so that a mean over fewer seeds is never mistaken for the full one); None where no run has a score."""
+    max over the seeds present, ``n`` of ``n_expected`` seeds and ``missing`` (the asked ``seeds`` without a
+    run, so that a mean over fewer seeds is never mistaken for the full one); None where no run has a
+    score. A row's runs of seeds beyond ``seeds`` (say seed 2 of two rows, run by an earlier invocation)
+    count too: expected are the asked seeds and those."""
     out = []
     for row in rows:
         mine = {int(r["seed"]): r for r in runs if r["row"] == row}
-        agg = {"row": row, "n": len(mine), "n_expected": len(seeds),
+        agg = {"row": row, "n": len(mine), "n_expected": len(set(seeds) | set(mine)),
                "seeds": sorted(mine), "missing": [s for s in seeds if s not in mine]}
         for key in SCORES:
             values = [float(r[key]) for r in mine.values() if r.get(key) not in (None, "")]
@@ -305,8 +307,8 @@ def write_seed_table(table: str, runs: list[dict], rows: list[str], seeds: list[
             if r[f"published_{name}_psnr"] is not None else ""
 
     lines = [
-        f"# {table} over seeds {', '.join(map(str, seeds))}: measured on {input_summary.get('dataset', '')} "
-        "beside the published numbers",
+        f"# {table} over seeds {', '.join(map(str, seeds))} (and any other seed a row has in runs.csv): measured "
+        f"on {input_summary.get('dataset', '')} beside the published numbers",
         "",
         "Each cell: mean [min, max] over the row's seeds. Paper protocol = 224x224 five-crops with flips, RGB, "
         "tf.image; standard = full image, uint8, MATLAB Y. Published: paper protocol, Rain100H (Table I, "
@@ -456,7 +458,8 @@ def main(argv):
                 write_runs_csv(output_dir, merge_runs(previous, runs, rows, seeds))
                 write_seed_table(FLAGS.table, merge_runs(previous, runs, rows, seeds), rows, seeds, input_summary,
                                  output_dir, names)
-        md_path, csv_path = write_seed_table(FLAGS.table, runs, rows, seeds, input_summary, output_dir, names)
+        md_path, csv_path = write_seed_table(FLAGS.table, merge_runs(previous, runs, rows, seeds), rows, seeds,
+                                             input_summary, output_dir, names)
         eval_dirs = [os.path.join(output_dir, "eval", "input")] + [run_dirs(output_dir, r, seeds[0])[1] for r in rows]
     else:
         summaries = {}

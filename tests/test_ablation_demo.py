@@ -66,6 +66,11 @@ def test_seed_aggregation_reports_mean_min_max_and_missing_seeds():
     assert (ca["n"], ca["n_expected"], ca["seeds"], ca["missing"]) == (2, 3, [0, 2], [1])
     assert ca["paper_psnr_mean"] == pytest.approx(32.0) and ca["paper_psnr_max"] == 32.5
     assert (none["n"], none["missing"], none["standard_psnr_mean"]) == (0, [0, 1, 2], None)
+    # asked for seeds 0 and 1 only: lp's seed 2 (an earlier invocation's) still counts, and is expected
+    lp, ca = aggregate_seeds(runs, ["lp", "lp_ca"], [0, 1])
+    assert (lp["n"], lp["n_expected"], lp["missing"]) == (3, 3, [])
+    assert lp["standard_psnr_mean"] == pytest.approx((32.0 + 33.5 + 32.5) / 3)
+    assert (ca["n"], ca["n_expected"], ca["seeds"], ca["missing"]) == (2, 3, [0, 2], [1])
 
 
 def test_demo_with_two_seeds_writes_runs_csv_and_the_seed_table(tmp_path):
@@ -91,6 +96,22 @@ def test_demo_with_two_seeds_writes_runs_csv_and_the_seed_table(tmp_path):
     assert float(table["lp"]["standard_psnr_mean"]) == pytest.approx(sum(lp) / 2)
     assert float(table["lp"]["standard_psnr_min"]) == min(lp) and table["lp"]["n"] == "2"
     assert "2/2" in (out / "table.md").read_text()
+    # a third seed of one row, in a later invocation: runs.csv keeps every run, and the table counts it
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.ablation", "--preset=demo", "--rows=lp", "--seeds=2",
+         "--epochs=1", "--steps_per_epoch=1", f"--output_dir={out}", "--save_images=1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out / "runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert sorted((r["row"], r["seed"]) for r in runs) == [("lp", "0"), ("lp", "1"), ("lp", "2"),
+                                                             ("lp_le_lb", "0"), ("lp_le_lb", "1")]
+    with open(out / "table.csv") as f:
+        table = {r["row"]: r for r in csv.DictReader(f)}
+    lp = [float(r["standard_psnr"]) for r in runs if r["row"] == "lp"]
+    assert (table["lp"]["n"], table["lp"]["n_expected"]) == ("3", "3")
+    assert float(table["lp"]["standard_psnr_mean"]) == pytest.approx(sum(lp) / 3)
 
 
 def test_rows_of_several_tables_in_one_run():

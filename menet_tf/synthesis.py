@@ -27,6 +27,12 @@ looks like that of the 481x321 BSD-based test sets whatever the photo's size):
     layer alike and the same amount of rain for every image. Y PSNR about 19-34 dB per image, 25.9 dB
     on average over the 200 BSDS500 test photos (Rain100L train half: 20.2-34.5 dB, 27.3 dB).
 
+Transplanted rain (``synthesize_dataset(..., rain_from=DIR)``, ``data_prep.synthesize --rain_from``): no
+rendering; the rain maps O - B of a paired set (e.g. a benchmark's training half) are moved onto other
+clean images, enlarged by each rendering's scale, mirrored or turned, at a random place
+(:func:`extract_rain`, :func:`transplant_map`). Nets trained with it remove more rain from real photos
+than nets trained with any style above (docs/gallery.md).
+
 Each image draws from its own ``numpy.random.Generator`` seeded with (seed, CRC32 of the clean file's
 name, variant), so an image's rain depends only on those -- not on the order, the number of images
 or parallelism -- and the same seed always writes the same bytes.

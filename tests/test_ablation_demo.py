@@ -73,17 +73,21 @@ def test_seed_aggregation_reports_mean_min_max_and_missing_seeds():
     assert (ca["n"], ca["n_expected"], ca["seeds"], ca["missing"]) == (2, 3, [0, 2], [1])
 
 
-def test_demo_with_two_seeds_writes_runs_csv_and_the_seed_table(tmp_path):
-    out = tmp_path / "seeds"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+def _demo_seeds(out, rows: str, seeds: str) -> list[dict]:
+    """One-step demo ablation of ``rows`` over ``seeds`` into ``out``; the lines of its runs.csv."""
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.ablation", "--preset=demo", "--rows=lp,lp_le_lb", "--seeds=0,1",
+        [sys.executable, "-m", "experiments.ablation", "--preset=demo", f"--rows={rows}", f"--seeds={seeds}",
          "--epochs=1", "--steps_per_epoch=1", f"--output_dir={out}", "--save_images=1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "runs.csv") as f:
-        runs = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+def test_demo_with_two_seeds_writes_runs_csv_and_the_seed_table(tmp_path):
+    out = tmp_path / "seeds"
+    runs = _demo_seeds(out, "lp,lp_le_lb", "0,1")
     assert [(r["row"], r["seed"]) for r in runs] == [("lp", "0"), ("lp_le_lb", "0"), ("lp", "1"), ("lp_le_lb", "1")]
     for r in runs:
         assert (out / "models" / r["row"] / f"seed{r['seed']}" / "net.weights.h5").is_file()
@@ -97,14 +101,7 @@ def test_demo_with_two_seeds_writes_runs_csv_and_the_seed_table(tmp_path):
     assert float(table["lp"]["standard_psnr_min"]) == min(lp) and table["lp"]["n"] == "2"
     assert "2/2" in (out / "table.md").read_text()
     # a third seed of one row, in a later invocation: runs.csv keeps every run, and the table counts it
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.ablation", "--preset=demo", "--rows=lp", "--seeds=2",
-         "--epochs=1", "--steps_per_epoch=1", f"--output_dir={out}", "--save_images=1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    with open(out / "runs.csv") as f:
-        runs = list(csv.DictReader(f))
+    runs = _demo_seeds(out, "lp", "2")
     assert sorted((r["row"], r["seed"]) for r in runs) == [("lp", "0"), ("lp", "1"), ("lp", "2"),
                                                              ("lp_le_lb", "0"), ("lp_le_lb", "1")]
     with open(out / "table.csv") as f:

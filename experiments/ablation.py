@@ -455,11 +455,10 @@ def main(argv):
                              "train_seconds": summary["train_seconds"] if summary.get("train_seconds") is not None
                              else earlier.get("train_seconds"),
                              "model_dir": os.path.relpath(run_dirs(output_dir, row, seed)[0], output_dir)})
-                write_runs_csv(output_dir, merge_runs(previous, runs, rows, seeds))
-                write_seed_table(FLAGS.table, merge_runs(previous, runs, rows, seeds), rows, seeds, input_summary,
-                                 output_dir, names)
-        md_path, csv_path = write_seed_table(FLAGS.table, merge_runs(previous, runs, rows, seeds), rows, seeds,
-                                             input_summary, output_dir, names)
+                merged = merge_runs(previous, runs, rows, seeds)
+                write_runs_csv(output_dir, merged)
+                md_path, csv_path = write_seed_table(FLAGS.table, merged, rows, seeds, input_summary, output_dir,
+                                                     names)
         eval_dirs = [os.path.join(output_dir, "eval", "input")] + [run_dirs(output_dir, r, seeds[0])[1] for r in rows]
     else:
         summaries = {}

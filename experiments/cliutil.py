@@ -48,8 +48,13 @@ def resolve_models(prog: str, models) -> list[str]:
     through :func:`resolve_model` (an unknown name or damaged shipped weights: one line, exit status 2)."""
     from menet_tf import pretrained
 
-    shipped = set(pretrained.names())
-    return [resolve_model(prog, None, m) if m in shipped else resolve_model(prog, m, None) for m in models]
+    def resolve(m):
+        try:
+            return pretrained.name_or_dir(m)
+        except ValueError as e:
+            usage_error(prog, str(e))
+
+    return [resolve(m) for m in models]
 
 
 def model_dir_problem(model_dir: str) -> str | None:

@@ -141,17 +141,16 @@ class TrainConfig:
             raise ValueError("--model_dir is required (where checkpoints, logs and config go)")
         check_writable(self.model_dir, "--model_dir")
         if self.init_from:
-            self.init_weights()
+            self.init_weights_file()
 
-    def init_weights(self) -> str:
+    def init_weights_file(self) -> str:
         """The weights file ``init_from`` names (a shipped model's name or a model directory), checked to
         hold this run's net: ValueError naming the flag and the difference otherwise."""
         from menet_tf import pretrained
         from menet_tf.model import NET_CONFIG_KEYS, WEIGHTS_FILE, read_config
 
         try:
-            folder = pretrained.model_dir(self.init_from) if self.init_from in pretrained.names() \
-                else self.init_from
+            folder = pretrained.name_or_dir(self.init_from)
             if not os.path.isdir(folder):
                 raise ValueError(f"{folder}: neither a shipped model ({', '.join(pretrained.names())}) "
                                  "nor a model directory")

@@ -333,7 +333,7 @@ def _train(config, model_dir, write_dir, chief, strategy, source, n, steps, val_
         print(f"resuming from {restored}: epoch {int(epoch_var.numpy())}, "
               f"step {int(trainer.optimizer.iterations.numpy())}", flush=True)
     elif config.init_from:
-        weights = config.init_weights()
+        weights = config.init_weights_file()
         with strategy.scope():
             trainer.net.load_weights(weights)
         print(f"starting from the weights of {config.init_from} ({weights})", flush=True)

@@ -91,6 +91,12 @@ def load(name: str):
     return load_net(model_dir(name))
 
 
+def name_or_dir(spec: str) -> str:
+    """The folder of the shipped model named ``spec``, or ``spec`` itself, taken as a model directory
+    (for flags that accept either). ValueError as :func:`model_dir` for damaged shipped weights."""
+    return model_dir(spec) if spec in names() else spec
+
+
 def resolve(model_dir_flag: str | None, model_flag: str | None, default: bool = False) -> str | None:
     """The model directory a CLI should use from its ``--model_dir`` and ``--model`` flags: exactly one of
     them, or (``default=True``, e.g. ``derain``) neither, meaning the default shipped model. ValueError

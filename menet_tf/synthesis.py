@@ -306,20 +306,20 @@ def add_rain(clean, style: str | RainStyle, rng: np.random.Generator) -> np.ndar
 
 
 def extract_rain(rainy, clean) -> np.ndarray:
-    """The rain map of a pair: R = max(0, max over the colour channels of O - B), float32, H x W.
+    """The rain map of a pair: R = max(0, max over the colour channels of O - B), H x W uint8 (whole grey
+    levels, 0.15 MB per 481x321 pair).
     Additive rain (O = clip(B + R)) is lost only where a channel clips at 255, so the largest channel
     difference is the least clipped estimate of R (data_prep.rain_stats' mean serves statistics)."""
     o, b = np.asarray(rainy, np.int16), np.asarray(clean, np.int16)
     if o.shape != b.shape or o.ndim != 3:
         raise ValueError(f"rainy {o.shape} and clean {b.shape} must be two H x W x 3 images of one size")
-    return np.maximum((o - b).max(-1), 0).astype(np.float32)
+    return np.maximum((o - b).max(-1), 0).astype(np.uint8)
 
 
 def load_rain_maps(data_dir: str, rainy_glob: str | None = None, clean_glob: str | None = None,
                    progress: bool = False) -> list:
-    """(rainy file name, rain map as H x W uint8: R is whole grey levels) of every pair of the paired data
-    set ``data_dir`` (:func:`menet_tf.pairs.find_pairs`), in pair order: 0.15 MB per 481x321 pair. A pair
-    of two sizes raises ValueError naming it."""
+    """(rainy file name, rain map :func:`extract_rain`) of every pair of the paired data set ``data_dir``
+    (:func:`menet_tf.pairs.find_pairs`), in pair order. A pair of two sizes raises ValueError naming it."""
     from menet_tf.pairs import find_pairs
 
     pairs = find_pairs(data_dir, rainy_glob, clean_glob)
@@ -336,7 +336,7 @@ def load_rain_maps(data_dir: str, rainy_glob: str | None = None, clean_glob: str
             r = extract_rain(read_image(rainy_path), read_image(clean_path))
         except ValueError as e:
             raise ValueError(f"{rainy_path} / {clean_path}: {e}") from None
-        maps.append((os.path.basename(rainy_path), r.astype(np.uint8)))
+        maps.append((os.path.basename(rainy_path), r))
         if bar is not None:
             bar.update(i)
     return maps
@@ -464,7 +464,6 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
             rng = image_rng(seed, path, variant)
             if rain_maps is None:
                 rainy = add_rain(img, scaled_style(style, scale) if scale != 1.0 else style, rng)
-                source = ""
             else:
                 source, rain = rain_maps[int(rng.integers(len(rain_maps)))]
                 rainy = add_rain_map(img, transplant_map(rain, img.shape[:2], scale, rng))

@@ -4,12 +4,15 @@ r"""Package a trained model directory as a shipped model (``menet_tf/pretrained/
         --name=menet-lb-rain100l --summary="MENET-LB (8 blocks + CA), Rain100L train half" \
         --training_data_file=cards/rain100l_half_data.md --commands_file=cards/rain100l_half_commands.sh \
         --train_wall_time_s=1370 --test_dirs="Rain100L test half (pairs 1-50)=runs/rain100l_half/test"
+    python -m experiments.ship_model --text_only --name=menet-lb-rain100l --summary="..." \
+        --training_data_file=cards/rain100l_half_data.md --commands_file=cards/rain100l_half_commands.sh
 
 Writes, whole or not at all (a temporary folder, then a rename), ``menet_tf/pretrained/<name>/``:
 ``config.json`` and ``net.weights.h5`` (copied; every weight must be float32 and the file at most 6 MB),
 ``<name>.json`` (the card: net config, training data, commands, wall time and machine, scores on every
 --test_dirs set in both protocols, the weights' sha256) and ``<name>.md`` (the same, for people).
-Scores are measured here, by ``experiments.evaluation`` on the copied weights. The training data must be
+Scores are measured here, by ``experiments.evaluation`` on the copied weights. ``--text_only`` rewrites
+only the texts of a shipped model's card (e.g. its "what it is for" once another model became the default). The training data must be
 disjoint from every test set: a test image file that is also a training file (same resolved path or same
 bytes) stops the command.
 """
@@ -38,8 +41,10 @@ flags.DEFINE_list("test_dirs", None, "held-out paired test sets as 'label=folder
 flags.DEFINE_string("license_note", "", "where the training data's terms restrict the weights' use")
 flags.DEFINE_string("output_root", None, "default: menet_tf/pretrained (the package data folder)")
 flags.DEFINE_bool("overwrite", False, "replace a shipped model of the same name")
-flags.mark_flags_as_required(["model_dir", "name", "summary", "training_data_file", "commands_file",
-                              "train_wall_time_s", "test_dirs"])
+flags.DEFINE_bool("text_only", False, "rewrite the texts of an already shipped model's card (--summary, "
+                  "--training_data_file, --commands_file, --license_note when given) and its .md; weights, "
+                  "config, scores and sha256 are kept as they are (nothing is measured)")
+flags.mark_flags_as_required(["name", "summary", "training_data_file", "commands_file"])
 
 PROG = "experiments.ship_model"
 
@@ -103,22 +108,78 @@ def markdown_card(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write_model(target: str, source: str, card: dict) -> None:
+    """Write ``target`` whole or not at all: weights and config from ``source``, the card as JSON and .md."""
+    from menet_tf import atomic
+    from menet_tf.model import CONFIG_FILE, WEIGHTS_FILE
+
+    with atomic.atomic_path(target) as tmp:
+        os.makedirs(tmp)
+        shutil.copyfile(os.path.join(source, WEIGHTS_FILE), os.path.join(tmp, WEIGHTS_FILE))
+        shutil.copyfile(os.path.join(source, CONFIG_FILE), os.path.join(tmp, CONFIG_FILE))
+        with open(os.path.join(tmp, f"{card['name']}.json"), "w") as f:
+            json.dump(card, f, indent=2, sort_keys=True)
+            f.write("\n")
+        with open(os.path.join(tmp, f"{card['name']}.md"), "w") as f:
+            f.write(markdown_card(card))
+    if pretrained.sha256(os.path.join(target, WEIGHTS_FILE)) != card["weights_sha256"]:
+        sys.exit(f"error: {target}/{WEIGHTS_FILE}: the copy's sha256 differs from the card's")
+
+
+def rewrite_texts() -> None:
+    """--text_only: the card's summary, training data, commands (and license note when given) from the
+    flags; everything measured stays. The weights are checked against the card first."""
+    import tempfile
+
+    root = FLAGS.output_root or pretrained.PRETRAINED_DIR
+    target = os.path.join(root, FLAGS.name)
+    card_path = os.path.join(target, f"{FLAGS.name}.json")
+    if not os.path.isfile(card_path):
+        usage_error(f"--text_only: {card_path}: no such card (ship the model first)")
+    with open(card_path) as f:
+        card = json.load(f)
+    weights = os.path.join(target, card.get("weights_file", "net.weights.h5"))
+    if not os.path.isfile(weights) or pretrained.sha256(weights) != card["weights_sha256"]:
+        sys.exit(f"error: {weights}: missing or its sha256 is not the card's; not rewriting the card")
+    card.update(summary=FLAGS.summary, training_data=_read(FLAGS.training_data_file),
+                commands=_read(FLAGS.commands_file))
+    if FLAGS["license_note"].present:
+        card["license_note"] = FLAGS.license_note
+    with tempfile.TemporaryDirectory() as keep:
+        source = os.path.join(keep, "old")
+        shutil.copytree(target, source)
+        _write_model(target, source, card)
+    print(f"rewrote the card texts of {target} (weights, scores unchanged)")
+
+
 def main(argv):
     if len(argv) > 1:
         usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
     import re
 
-    from menet_tf import atomic
-    from menet_tf.model import CONFIG_FILE, NET_CONFIG_KEYS, WEIGHTS_FILE, read_config
+    from menet_tf.model import NET_CONFIG_KEYS, WEIGHTS_FILE, read_config
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", FLAGS.name) or FLAGS.name in ("net", "identity"):
         usage_error(f"--name={FLAGS.name}: use lower-case letters, digits and '-' (not 'net' or 'identity')")
-    problem = cliutil.model_dir_problem(FLAGS.model_dir)
-    if problem:
-        usage_error(problem)
     for flag in ("training_data_file", "commands_file"):
         if not os.path.isfile(getattr(FLAGS, flag)):
             usage_error(f"--{flag}={getattr(FLAGS, flag)}: no such file")
+    if FLAGS.text_only:
+        given = [f for f in ("model_dir", "train_wall_time_s", "test_dirs", "overwrite") if FLAGS[f].present]
+        if given:
+            usage_error(f"--text_only keeps weights, scores and wall time: leave out --{', --'.join(given)}")
+        return rewrite_texts()
+    missing = [f for f in ("model_dir", "train_wall_time_s", "test_dirs") if getattr(FLAGS, f) is None]
+    if missing:
+        usage_error(f"missing --{', --'.join(missing)} (needed unless --text_only)")
+    problem = cliutil.model_dir_problem(FLAGS.model_dir)
+    if problem:
+        usage_error(problem)
     tests = {}
     for item in FLAGS.test_dirs:
         label, sep, folder = item.partition("=")
@@ -153,10 +214,7 @@ def main(argv):
                            "num_images": entry["num_images"], "psnr": entry["psnr"], "ssim": entry["ssim"]})
             print(f"{label} {protocol}: {entry['psnr']:.2f} dB / {entry['ssim']:.4f}", flush=True)
 
-    with open(FLAGS.training_data_file) as f:
-        training_data = f.read()
-    with open(FLAGS.commands_file) as f:
-        commands = f.read()
+    training_data, commands = _read(FLAGS.training_data_file), _read(FLAGS.commands_file)
     card = {
         "name": FLAGS.name,
         "summary": FLAGS.summary,
@@ -173,17 +231,7 @@ def main(argv):
         "license_note": FLAGS.license_note,
     }
     os.makedirs(root, exist_ok=True)
-    with atomic.atomic_path(target) as tmp:
-        os.makedirs(tmp)
-        shutil.copyfile(weights, os.path.join(tmp, WEIGHTS_FILE))
-        shutil.copyfile(os.path.join(FLAGS.model_dir, CONFIG_FILE), os.path.join(tmp, CONFIG_FILE))
-        with open(os.path.join(tmp, f"{FLAGS.name}.json"), "w") as f:
-            json.dump(card, f, indent=2, sort_keys=True)
-            f.write("\n")
-        with open(os.path.join(tmp, f"{FLAGS.name}.md"), "w") as f:
-            f.write(markdown_card(card))
-    if pretrained.sha256(os.path.join(target, WEIGHTS_FILE)) != card["weights_sha256"]:
-        sys.exit(f"error: {target}/{WEIGHTS_FILE}: the copy's sha256 differs from the source's")
+    _write_model(target, FLAGS.model_dir, card)
     print(f"wrote {target} ({size / 1e6:.2f} MB weights, card {FLAGS.name}.md)")
 
 

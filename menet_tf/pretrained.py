@@ -1,7 +1,7 @@
 """Models this project trained and ships with the package: de-rain a photo right after install.
 
     from menet_tf import pretrained
-    pretrained.names()                  # ['menet-lb-rain100l', ...]
+    pretrained.names()                  # ['menet-lb-heavy', 'menet-lb-light', 'menet-lb-multiscale', ...]
     net = pretrained.load("menet-lb-rain100l")   # the Keras net, float32, BN in inference mode when called
     pretrained.card("menet-lb-rain100l")          # the model card (dict): data, commands, scores, sha256
 
@@ -24,7 +24,7 @@ import os
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 # The model `derain` uses when given none (see its card for what it was trained on).
-DEFAULT = "menet-lb-rain100l"
+DEFAULT = "menet-lb-multiscale"
 MAX_WEIGHTS_BYTES = 6 * 1024 * 1024
 CARD_KEYS = ("name", "summary", "net_config", "training_data", "commands", "train_wall_time_s", "machine",
              "scores", "weights_file", "weights_sha256", "weights_bytes", "license_note")

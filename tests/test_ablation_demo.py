@@ -171,3 +171,38 @@ def test_claims_are_differences_of_means_tested_against_the_seed_spread(tmp_path
     assert "| L_e helps over L_p | lp_le_fixed vs lp | +0.30 (+0.40) | yes | 2 / 2 |" in text
     assert "| GB beats fixed weights | lp_le_gb vs lp_le_fixed | not yet measured | - | 0 / 2 |" in text
     assert "| the table |" in text and (tmp_path / "docs" / "runs.csv").read_text() == header + "".join(lines)
+
+
+def test_the_page_tells_one_training_under_two_names_from_two_trainings(tmp_path):
+    """GB and LB with L_t log identical losses (w_t = 0, w_p = w_e = 1 in both): reported as the same
+    training; two rows whose losses differ in one epoch are not; mean weights are the logged ones."""
+    from experiments.reproduction import claims_training_table, mean_weights, same_training
+
+    def history(row, seed, rows):
+        d = tmp_path / "models" / row / f"seed{seed}"
+        d.mkdir(parents=True)
+        cols = sorted(rows[0])
+        (d / "history.csv").write_text(",".join(cols) + "\n" + "".join(",".join(str(r[c]) for c in cols) + "\n" for r in rows))
+
+    one = [{"epoch": e, "loss_p": 30.0 - e, "loss_e": 300.0 - e, "w_p": 1.0, "w_e": 1.0, "w_t": 0.0} for e in range(3)]
+    for seed in (0, 1):
+        history("lp_le_lt_gb_ca", seed, one)
+        history("lp_le_lt_lb_ca", seed, one)
+        other = [dict(r) for r in one]
+        other[2]["loss_e"] = 297.5  # one epoch differs
+        history("lp_le_lt_lb", seed, other)
+        history("lp_le_lb", seed, [{"epoch": e, "loss_p": 31.0, "loss_e": 301.0, "w_p": 0.9 + 0.02 * seed,
+                                    "w_e": 0.1 - 0.02 * seed} for e in range(3)])
+    assert same_training(str(tmp_path), "lp_le_lt_lb_ca", "lp_le_lt_gb_ca", [0, 1]) == {0: (3, 3, 0.0), 1: (3, 3, 0.0)}
+    drift = same_training(str(tmp_path), "lp_le_lt_lb", "lp_le_lt_lb_ca", [0, 1])
+    assert drift[0][:2] == (2, 3) and drift[0][2] == pytest.approx(0.5 / 298)
+    assert same_training(str(tmp_path), "lp_le_lt_lb_ca", "lp_le_lb", [0, 1]) == {0: (0, 3, pytest.approx(3 / 31)),
+                                                                                 1: (0, 3, pytest.approx(3 / 31))}
+    assert same_training(str(tmp_path), "lp_le_lt_lb_ca", "no_such_row", [0, 1]) == {}
+    assert mean_weights(str(tmp_path), "lp_le_lb", [0, 1]) == pytest.approx({"w_p": 0.91, "w_e": 0.09})
+    table = "\n".join(claims_training_table(str(tmp_path), [0, 1], {"lp_le_lt_gb_ca", "lp_le_lt_lb_ca", "lp_le_lt_lb", "lp_le_lb"}))
+    assert "| LB beats GB (MENET: L_p L_e L_t + CA) | w_p 1, w_e 1, w_t 0 | w_p 1, w_e 1, w_t 0 | **yes**: equal L_p and L_e in every epoch (2 seeds) |" in table
+    assert "| adding L_t helps (LB) | w_p 1, w_e 1, w_t 0 | w_p 0.91, w_e 0.09 | no |" in table
+    assert ("| CA helps (LB) | w_p 1, w_e 1, w_t 0 | w_p 1, w_e 1, w_t 0 | **yes, up to float rounding**: seed 0: "
+            "equal in the first 2 of 3 epochs, then within 0.17%; seed 1: equal in the first 2 of 3 epochs, then "
+            "within 0.17% |") in table

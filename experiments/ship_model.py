@@ -11,10 +11,10 @@ Writes, whole or not at all (a temporary folder, then a rename), ``menet_tf/pret
 ``config.json`` and ``net.weights.h5`` (copied; every weight must be float32 and the file at most 6 MB),
 ``<name>.json`` (the card: net config, training data, commands, wall time and machine, scores on every
 --test_dirs set in both protocols, the weights' sha256) and ``<name>.md`` (the same, for people).
-Scores are measured here, by ``experiments.evaluation`` on the copied weights. ``--text_only`` rewrites
-only the texts of a shipped model's card (e.g. its "what it is for" once another model became the default). The training data must be
+Scores are measured here, by ``experiments.evaluation`` on the copied weights. The training data must be
 disjoint from every test set: a test image file that is also a training file (same resolved path or same
-bytes) stops the command.
+bytes) stops the command. ``--text_only`` rewrites only the texts of a shipped model's card (e.g. its
+"what it is for" once another model became the default), measuring nothing.
 """
 
 from __future__ import annotations

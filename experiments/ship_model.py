@@ -141,8 +141,11 @@ def rewrite_texts() -> None:
     card_path = os.path.join(target, f"{FLAGS.name}.json")
     if not os.path.isfile(card_path):
         usage_error(f"--text_only: {card_path}: no such card (ship the model first)")
-    with open(card_path) as f:
-        card = json.load(f)
+    try:
+        with open(card_path) as f:
+            card = json.load(f)
+    except json.JSONDecodeError as e:
+        sys.exit(f"error: {card_path}: not valid JSON ({e}); not rewriting the card")
     weights = os.path.join(target, card.get("weights_file", "net.weights.h5"))
     if not os.path.isfile(weights) or pretrained.sha256(weights) != card["weights_sha256"]:
         sys.exit(f"error: {weights}: missing or its sha256 is not the card's; not rewriting the card")

@@ -83,6 +83,13 @@ def test_ship_then_rewrite_texts_only(tmp_path):
     assert r.returncode != 0 and "net.weights.h5" in r.stderr and "sha256" in r.stderr
     assert json.load(open(os.path.join(folder, "tiny-test.json")))["summary"] == "second summary"
 
+    # a damaged card: one line naming it, nothing rewritten
+    card_path = os.path.join(folder, "tiny-test.json")
+    with open(card_path, "a") as f:
+        f.write("}")
+    r = _ship(*common, "--text_only", "--summary=third summary")
+    assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith(f"error: {card_path}: not valid JSON")
+
     # a test image that is also a training image (same bytes, another path) stops the command
     shutil.copyfile(os.path.join(train, "rain-1.png"), os.path.join(test, "rain-1.png"))
     r = _ship(*common, f"--model_dir={model}", "--summary=s", "--train_wall_time_s=3", f"--test_dirs=held out={test}",

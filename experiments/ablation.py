@@ -10,6 +10,11 @@ evaluation (both protocols) to OUTPUT_DIR/eval/<row>, the rainy input's own scor
 OUTPUT_DIR/eval/input. Results: OUTPUT_DIR/table.md, table.csv, figures/fig8_psnr_hist.png,
 fig9_ssim_box.png, fig10_grid.png, and each model's training_curves.png.
 
+A finished run is evaluated once: its evaluation is reused while the sha256 of its weights, of the test
+pairs, the protocols and --save_images are those recorded in its summary.json (--reevaluate redoes it).
+--report_only trains nothing: it writes the table of the runs finished so far (unfinished ones missing),
+so a table can be made while trainings go on, in this folder or elsewhere.
+
 With --seeds=0,1,... every row is trained once per seed (seed by seed, so that an interrupted run has
 whole seeds of as many rows as possible) into OUTPUT_DIR/models/<row>/seed<k> and evaluated into
 OUTPUT_DIR/eval/<row>/seed<k>; OUTPUT_DIR/runs.csv holds one line per finished run of the folder (row,
@@ -59,6 +64,10 @@ flags.DEFINE_bool("track_grad_norms", None, "Log every task's gradient norm on l
 flags.DEFINE_string("vgg19_weights", None, "VGG19 weights file for the Table IV VGG row.")
 flags.DEFINE_enum("protocol", "both", ["paper", "standard", "both"], "Evaluation protocol(s).")
 flags.DEFINE_integer("save_images", 3, "De-rained test images kept per row (for the Fig. 10 grid).")
+flags.DEFINE_bool("report_only", False, "Train nothing: tabulate the finished runs of --output_dir (evaluating any "
+                  "not yet evaluated) and report the rest as missing, e.g. while trainings go on.")
+flags.DEFINE_bool("reevaluate", False, "Evaluate every finished run again, even one whose saved evaluation matches "
+                  "its weights, test pairs, protocols and --save_images.")
 FLAGS = flags.FLAGS
 
 DEMO = {"crop_size": 96, "batch_size": 8, "epochs": 6, "lr_decay_epochs": 4, "output_dir": "demo_out"}
@@ -179,24 +188,108 @@ def run_config(table: str, row: str, data_dir: str, output_dir: str, settings: d
                                model_dir=run_dirs(output_dir, row, seed)[0], **{**settings, **extra})
 
 
-def run_row(table: str, row: str, data_dir: str, test_dir: str, output_dir: str, settings: dict,
-            seed: int | None = None) -> dict:
+EVAL_KEY = "ablation_evaluation_key"
+
+
+def sha256_file(path: str, h=None):
+    """The sha256 object of ``path``'s bytes (fed into ``h`` when given)."""
+    import hashlib
+
+    h = h or hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h
+
+
+_TEST_DIGESTS: dict[str, str] = {}
+
+
+def test_set_digest(test_dir: str) -> str:
+    """sha256 over the relative paths and bytes of every file under ``test_dir`` (once per invocation)."""
+    import hashlib
+
+    root = os.path.realpath(test_dir)
+    if root not in _TEST_DIGESTS:
+        h = hashlib.sha256()
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                h.update(os.path.relpath(path, root).encode() + b"\0")
+                sha256_file(path, h)
+        _TEST_DIGESTS[root] = h.hexdigest()
+    return _TEST_DIGESTS[root]
+
+
+def evaluation_key(model_dir: str | None, test_dir: str) -> dict:
+    """What an evaluation's numbers and files depend on, besides the code: the weights (None: the rainy
+    input), the test pairs, the protocols and the number of saved images."""
+    from experiments.evaluation import normalize_protocols
+    from menet_tf.model import WEIGHTS_FILE
+
+    weights = None if model_dir is None else sha256_file(os.path.join(model_dir, WEIGHTS_FILE)).hexdigest()
+    return {"weights_sha256": weights, "test_sha256": test_set_digest(test_dir),
+            "protocols": sorted(normalize_protocols(FLAGS.protocol)), "save_images": FLAGS.save_images}
+
+
+def reusable_evaluation(eval_dir: str, key: dict) -> dict | None:
+    """``eval_dir``'s summary when it was made with ``key`` (and --reevaluate is off), else None."""
+    from experiments.evaluation import SUMMARY_FILE
+
+    path = os.path.join(eval_dir, SUMMARY_FILE)
+    if FLAGS.reevaluate or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None  # unreadable: evaluate again (written whole, so only a hand-edited one)
+    return summary if summary.get(EVAL_KEY) == key else None
+
+
+def evaluate_run(model_dir: str | None, test_dir: str, eval_dir: str, name: str, fresh: bool = False) -> dict:
+    """The evaluation of a model folder (None: the rainy input) into ``eval_dir``: the saved one when its
+    key matches and the weights were not (re)trained in this invocation (``fresh``), else a new one."""
     from experiments import evaluation
-    from experiments.training import train
+
+    key = evaluation_key(model_dir, test_dir)
+    if not fresh:
+        summary = reusable_evaluation(eval_dir, key)
+        if summary is not None:
+            print(f"{name}: evaluation reused ({eval_dir}; same weights and test pairs)", flush=True)
+            return summary
+    if model_dir is None:
+        predict, multiple = None, 1
+    else:
+        predict, multiple, _ = evaluation.load_predictor(model_dir=model_dir)
+    return evaluation.evaluate_model(predict, test_dir, protocols=FLAGS.protocol, output_dir=eval_dir,
+                                     name=name, multiple=multiple, save_images=FLAGS.save_images,
+                                     extra={EVAL_KEY: key})
+
+
+def run_row(table: str, row: str, data_dir: str, test_dir: str, output_dir: str, settings: dict,
+            seed: int | None = None) -> dict | None:
+    """Train (unless finished) and evaluate one row, or one seed of it: its evaluation summary with
+    ``train_seconds`` (None when trained by an earlier invocation). With --report_only an unfinished run is
+    not trained: None."""
+    from experiments.training import read_history, train
 
     config = run_config(table, row, data_dir, output_dir, settings, seed)
     train_s = None  # None: trained before this invocation (its runs.csv line keeps the time measured then)
     if not is_trained(config.model_dir, config.epochs):
+        if FLAGS.report_only:
+            done = len(read_history(os.path.join(config.model_dir, "history.csv")))
+            print(f"{row}{'' if seed is None else f' seed {seed}'}: not finished ({done} of {config.epochs} "
+                  f"epochs in {config.model_dir}); reported as missing", flush=True)
+            return None
         print(f"\n=== {row}: training ({config.epochs} epochs) -> {config.model_dir}", flush=True)
         t0 = time.time()
         train(config)
         train_s = time.time() - t0
-    eval_dir = run_dirs(output_dir, row, seed)[1]
-    predict, multiple, _ = evaluation.load_predictor(model_dir=config.model_dir)
-    summary = evaluation.evaluate_model(predict, test_dir, protocols=FLAGS.protocol, output_dir=eval_dir,
-                                        name=row, multiple=multiple, save_images=FLAGS.save_images)
-    summary["train_seconds"] = train_s
-    return summary
+    summary = evaluate_run(config.model_dir, test_dir, run_dirs(output_dir, row, seed)[1], row,
+                           fresh=train_s is not None)
+    return {**summary, "train_seconds": train_s}
 
 
 SCORES = ("paper_psnr", "paper_ssim", "standard_psnr", "standard_ssim")
@@ -441,32 +534,42 @@ def main(argv):
     t0 = time.time()
     print(f"ablation {FLAGS.table}: rows {', '.join(rows)}; train {data_dir}, test {test_dir}; "
           f"overrides {json.dumps(settings)}", flush=True)
-    input_summary = evaluation.evaluate_model(None, test_dir, protocols=FLAGS.protocol,
-                                              output_dir=os.path.join(output_dir, "eval", "input"),
-                                              name=evaluation.IDENTITY_NAME, save_images=FLAGS.save_images)
+    input_summary = evaluate_run(None, test_dir, os.path.join(output_dir, "eval", "input"), evaluation.IDENTITY_NAME)
     names = {r: row_name(t, r) for t, r in table_rows}
     if seeds is not None:
-        previous, runs = read_runs_csv(output_dir), []
+        runs = []
         for seed in seeds:  # seed by seed: an interrupted run leaves whole seeds of as many rows as possible
             for row in rows:
                 summary = run_row(table_of[row], row, data_dir, test_dir, output_dir, settings, seed)
+                if summary is None:
+                    continue
+                # read again before each write: lines that another invocation on this folder (say a
+                # --report_only one, or one with another plan) wrote meanwhile are kept
+                previous = read_runs_csv(output_dir)
                 earlier = next((r for r in previous if r["row"] == row and int(r["seed"]) == seed), {})
                 runs.append({"row": row, "name": names.get(row, row), "seed": seed, **run_scores(summary),
                              "train_seconds": summary["train_seconds"] if summary.get("train_seconds") is not None
                              else earlier.get("train_seconds"),
                              "model_dir": os.path.relpath(run_dirs(output_dir, row, seed)[0], output_dir)})
                 merged = merge_runs(previous, runs, rows, seeds)
-                write_runs_csv(output_dir, merged)
-                md_path, csv_path = write_seed_table(FLAGS.table, merged, rows, seeds, input_summary, output_dir,
-                                                     names)
-        eval_dirs = [os.path.join(output_dir, "eval", "input")] + [run_dirs(output_dir, r, seeds[0])[1] for r in rows]
+                write_runs_csv(output_dir, merged)  # after every run: a crash keeps the runs finished so far
+                write_seed_table(FLAGS.table, merged, rows, seeds, input_summary, output_dir, names)
+        # the table once more (also when --report_only found nothing finished: every row then named missing)
+        md_path, csv_path = write_seed_table(FLAGS.table, merge_runs(read_runs_csv(output_dir), runs, rows, seeds),
+                                             rows, seeds, input_summary, output_dir, names)
+        # the figures: each row's first seed that has a run
+        first = {r["row"]: int(r["seed"]) for r in reversed(runs)}
+        eval_dirs = [os.path.join(output_dir, "eval", "input")] + [run_dirs(output_dir, r, first[r])[1]
+                                                                    for r in rows if r in first]
     else:
         summaries = {}
         for row in rows:
-            summaries[row] = run_row(table_of[row], row, data_dir, test_dir, output_dir, settings)
-            write_table(FLAGS.table, summaries, input_summary, output_dir, names)  # a partial table survives a crash
+            summary = run_row(table_of[row], row, data_dir, test_dir, output_dir, settings)
+            if summary is not None:
+                summaries[row] = summary
+                write_table(FLAGS.table, summaries, input_summary, output_dir, names)  # a partial table survives a crash
         md_path, csv_path = write_table(FLAGS.table, summaries, input_summary, output_dir, names)
-        eval_dirs = [os.path.join(output_dir, "eval", d) for d in ["input", *rows]]
+        eval_dirs = [os.path.join(output_dir, "eval", d) for d in ["input", *summaries]]
     pngs = figures.compare(eval_dirs, os.path.join(output_dir, "figures"))
     with open(md_path) as f:
         print("\n" + f.read(), flush=True)

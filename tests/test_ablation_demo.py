@@ -73,14 +73,17 @@ def test_seed_aggregation_reports_mean_min_max_and_missing_seeds():
     assert (ca["n"], ca["n_expected"], ca["seeds"], ca["missing"]) == (2, 3, [0, 2], [1])
 
 
-def _demo_seeds(out, rows: str, seeds: str) -> list[dict]:
-    """One-step demo ablation of ``rows`` over ``seeds`` into ``out``; the lines of its runs.csv."""
+def _demo_seeds(out, rows: str, seeds: str, *extra: str, stdout: list | None = None) -> list[dict]:
+    """One-step demo ablation of ``rows`` over ``seeds`` into ``out``; the lines of its runs.csv (its
+    output appended to ``stdout`` when given)."""
     result = subprocess.run(
         [sys.executable, "-m", "experiments.ablation", "--preset=demo", f"--rows={rows}", f"--seeds={seeds}",
-         "--epochs=1", "--steps_per_epoch=1", f"--output_dir={out}", "--save_images=1"],
+         "--epochs=1", "--steps_per_epoch=1", f"--output_dir={out}", "--save_images=1", *extra],
         cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    if stdout is not None:
+        stdout.append(result.stdout)
     with open(out / "runs.csv") as f:
         return list(csv.DictReader(f))
 
@@ -109,6 +112,29 @@ def test_demo_with_two_seeds_writes_runs_csv_and_the_seed_table(tmp_path):
     lp = [float(r["standard_psnr"]) for r in runs if r["row"] == "lp"]
     assert (table["lp"]["n"], table["lp"]["n_expected"]) == ("3", "3")
     assert float(table["lp"]["standard_psnr_mean"]) == pytest.approx(sum(lp) / 3)
+
+    # --report_only trains nothing: lp_ca has no run and is named missing; its folder is not even made.
+    # A run's evaluation is reused while its recorded key holds (lp seed 1: the file is left as it was);
+    # one whose key no longer matches (lp seed 0, key edited) is evaluated again, to the same numbers
+    import hashlib
+    import json
+
+    s0, s1 = (out / "eval" / "lp" / f"seed{k}" / "summary.json" for k in (0, 1))
+    key = json.loads(s0.read_text())["ablation_evaluation_key"]
+    weights = (out / "models" / "lp" / "seed0" / "net.weights.h5").read_bytes()
+    assert key["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+    before0, before1 = json.loads(s0.read_text()), os.stat(s1).st_mtime_ns
+    s0.write_text(json.dumps({**before0, "ablation_evaluation_key": {**key, "weights_sha256": "0" * 64}}))
+    log: list[str] = []
+    runs = _demo_seeds(out, "lp,lp_ca", "0,1,2", "--report_only", stdout=log)
+    assert not (out / "models" / "lp_ca").exists()
+    assert "lp_ca seed 0: not finished" in log[0] and "evaluation reused" in log[0]
+    assert os.stat(s1).st_mtime_ns == before1  # not rewritten (an evaluation writes it anew, even if equal)
+    after0 = json.loads(s0.read_text())
+    assert after0["ablation_evaluation_key"] == key and after0["protocols"] == before0["protocols"]
+    assert sorted((r["row"], r["seed"]) for r in runs) == [("lp", "0"), ("lp", "1"), ("lp", "2"),
+                                                             ("lp_le_lb", "0"), ("lp_le_lb", "1")]
+    assert "| 0/3 (missing 0 1 2) |" in (out / "table.md").read_text()
 
 
 def test_rows_of_several_tables_in_one_run():

@@ -4,7 +4,8 @@ claims tested against the seed spread, the task weights over training, Fig. 8/9/
     python -m experiments.reproduction --ablation_dir=runs/table1_seeds --doc=docs/reproduction.md \
         --runs_csv=docs/reproduction_runs.csv --figures_dir=docs/figures/reproduction
 
-Everything in the page that is a number comes from the ablation folder: ``runs.csv`` (one line per run;
+Everything in the page that is a number comes from the ablation folder (except the text of
+--discussion, a hand-written reading of them, put in as it is): ``runs.csv`` (one line per run;
 copied to --runs_csv, the path the page names), ``table.md`` (the seed table the ablation wrote), the
 runs' ``history.csv`` (task weights per epoch) and their evaluation folders (figures). Re-run it after
 more runs finish; rows or seeds not yet run are listed as missing, never averaged over silently.
@@ -30,6 +31,8 @@ flags.DEFINE_string("doc", "docs/reproduction.md", "the page to write")
 flags.DEFINE_string("runs_csv", "docs/reproduction_runs.csv", "where the page's copy of runs.csv goes")
 flags.DEFINE_string("figures_dir", "docs/figures/reproduction", "where the page's figures go")
 flags.DEFINE_string("command", None, "the ablation command that made --ablation_dir, quoted in the page")
+flags.DEFINE_string("discussion", None, "a hand-written markdown file, put into the page as its section 'What the "
+                    "numbers show' (after the task weights): the reading of the generated tables")
 flags.mark_flag_as_required("ablation_dir")
 
 # (claim, better row, worse row): the paper's claims of Table I / II, each as pairs of rows
@@ -223,6 +226,13 @@ def main(argv):
     for path in (runs_path, table_path):
         if not os.path.isfile(path):
             cliutil.usage_error("experiments.reproduction", f"{path}: missing (not an experiments.ablation --seeds folder?)")
+    discussion = None
+    if FLAGS.discussion:
+        try:
+            with open(FLAGS.discussion) as f:
+                discussion = f.read().strip()
+        except OSError as e:
+            cliutil.usage_error("experiments.reproduction", f"--discussion: {FLAGS.discussion}: {e.strerror or e}")
     from experiments import figures
     from menet_tf import atomic
 
@@ -282,6 +292,10 @@ def main(argv):
               "balance L_p against L_e. `variants:menet_lb_stable` computes (sum of the others) / sum instead: "
               "w_t near 1e-8 and a large, noisy texture gradient (spec section 4 measured 29.07 dB for it with "
               "a reference implementation, against 34.02 for the literal form).", ""]
+    if discussion:
+        lines += ["## What the numbers show", "",
+                  f"(Written from the tables above; kept in `{FLAGS.discussion}` and put here by the command.)", "",
+                  discussion, ""]
 
     key_dirs = [os.path.join(FLAGS.ablation_dir, "eval", "input")] + [
         os.path.join(FLAGS.ablation_dir, "eval", r, f"seed{seeds[0]}") for r in KEY_ROWS if r in std]

@@ -189,11 +189,18 @@ def test_claims_are_differences_of_means_tested_against_the_seed_spread(tmp_path
     (folder / "runs.csv").write_text(header + "".join(lines))
     (folder / "table.md").write_text("# title\n\n| the table |\n")
     doc = tmp_path / "docs" / "reproduction.md"
-    r = subprocess.run([sys.executable, "-m", "experiments.reproduction", f"--ablation_dir={folder}", f"--doc={doc}",
-                        f"--runs_csv={tmp_path / 'docs' / 'runs.csv'}", f"--figures_dir={tmp_path / 'docs' / 'fig'}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    notes = tmp_path / "notes.md"
+    notes.write_text("L_e helps, by 0.30 dB.\n")
+    command = [sys.executable, "-m", "experiments.reproduction", f"--ablation_dir={folder}", f"--doc={doc}",
+               f"--runs_csv={tmp_path / 'docs' / 'runs.csv'}", f"--figures_dir={tmp_path / 'docs' / 'fig'}"]
+    # a --discussion file that is not there: one line naming it, and no page
+    r = subprocess.run(command + [f"--discussion={tmp_path / 'absent.md'}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "absent.md" in r.stderr and not doc.exists()
+    r = subprocess.run(command + [f"--discussion={notes}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     text = doc.read_text()
+    assert "## What the numbers show" in text and "\nL_e helps, by 0.30 dB.\n" in text
     assert "| L_e helps over L_p | lp_le_fixed vs lp | +0.30 (+0.40) | yes | 2 / 2 |" in text
     assert "| GB beats fixed weights | lp_le_gb vs lp_le_fixed | not yet measured | - | 0 / 2 |" in text
     assert "| the table |" in text and (tmp_path / "docs" / "runs.csv").read_text() == header + "".join(lines)

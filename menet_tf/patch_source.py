@@ -20,6 +20,7 @@ before training either way (every data problem is reported before the first step
 from __future__ import annotations
 
 import os
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -29,6 +30,7 @@ from menet_tf.atomic import atomic_path
 
 CACHE_MODES = ("memory", "disk", "none")
 CACHE_DIRNAME = "cache"
+_NPY_HEADER_LOCK = threading.Lock()
 
 
 def crop(image: np.ndarray, j: int, crop_size: int) -> np.ndarray:
@@ -55,7 +57,10 @@ class PatchSource:
         if self.mode == "memory":
             return self._images[i]
         if self.mode == "disk":
-            both = np.load(self._files[i], mmap_mode="r")  # [2, H, W, 3]; unmapped when dropped
+            # np.load parses the header with ast.literal_eval, which CPython 3.11 does not make thread-safe
+            # ("AST constructor recursion depth mismatch" from tf.data's parallel map): one at a time
+            with _NPY_HEADER_LOCK:
+                both = np.load(self._files[i], mmap_mode="r")  # [2, H, W, 3]; unmapped when dropped
             return both[0], both[1]
         rainy, clean, problems = data_lib.check_pair(*self.pairs[i], crop_size=self.crop_size)
         if problems:  # the file changed since it was checked

@@ -168,9 +168,9 @@ def overrides() -> dict:
 
 
 def is_trained(model_dir: str, epochs: int) -> bool:
-    from experiments.training import read_history
+    from experiments.training import HISTORY_FILE, read_history
 
-    rows = read_history(os.path.join(model_dir, "history.csv"))
+    rows = read_history(os.path.join(model_dir, HISTORY_FILE))
     return bool(rows) and int(rows[-1]["epoch"]) + 1 >= epochs
 
 
@@ -191,23 +191,14 @@ def run_config(table: str, row: str, data_dir: str, output_dir: str, settings: d
 EVAL_KEY = "ablation_evaluation_key"
 
 
-def sha256_file(path: str, h=None):
-    """The sha256 object of ``path``'s bytes (fed into ``h`` when given)."""
-    import hashlib
-
-    h = h or hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h
-
-
 _TEST_DIGESTS: dict[str, str] = {}
 
 
 def test_set_digest(test_dir: str) -> str:
-    """sha256 over the relative paths and bytes of every file under ``test_dir`` (once per invocation)."""
+    """sha256 over the relative path and the sha256 of every file under ``test_dir`` (once per invocation)."""
     import hashlib
+
+    from menet_tf.pretrained import sha256
 
     root = os.path.realpath(test_dir)
     if root not in _TEST_DIGESTS:
@@ -216,8 +207,7 @@ def test_set_digest(test_dir: str) -> str:
             dirnames.sort()
             for name in sorted(filenames):
                 path = os.path.join(dirpath, name)
-                h.update(os.path.relpath(path, root).encode() + b"\0")
-                sha256_file(path, h)
+                h.update(f"{os.path.relpath(path, root)}\0{sha256(path)}\n".encode())
         _TEST_DIGESTS[root] = h.hexdigest()
     return _TEST_DIGESTS[root]
 
@@ -227,8 +217,9 @@ def evaluation_key(model_dir: str | None, test_dir: str) -> dict:
     input), the test pairs, the protocols and the number of saved images."""
     from experiments.evaluation import normalize_protocols
     from menet_tf.model import WEIGHTS_FILE
+    from menet_tf.pretrained import sha256
 
-    weights = None if model_dir is None else sha256_file(os.path.join(model_dir, WEIGHTS_FILE)).hexdigest()
+    weights = None if model_dir is None else sha256(os.path.join(model_dir, WEIGHTS_FILE))
     return {"weights_sha256": weights, "test_sha256": test_set_digest(test_dir),
             "protocols": sorted(normalize_protocols(FLAGS.protocol)), "save_images": FLAGS.save_images}
 
@@ -273,13 +264,13 @@ def run_row(table: str, row: str, data_dir: str, test_dir: str, output_dir: str,
     """Train (unless finished) and evaluate one row, or one seed of it: its evaluation summary with
     ``train_seconds`` (None when trained by an earlier invocation). With --report_only an unfinished run is
     not trained: None."""
-    from experiments.training import read_history, train
+    from experiments.training import HISTORY_FILE, read_history, train
 
     config = run_config(table, row, data_dir, output_dir, settings, seed)
     train_s = None  # None: trained before this invocation (its runs.csv line keeps the time measured then)
     if not is_trained(config.model_dir, config.epochs):
         if FLAGS.report_only:
-            done = len(read_history(os.path.join(config.model_dir, "history.csv")))
+            done = len(read_history(os.path.join(config.model_dir, HISTORY_FILE)))
             print(f"{row}{'' if seed is None else f' seed {seed}'}: not finished ({done} of {config.epochs} "
                   f"epochs in {config.model_dir}); reported as missing", flush=True)
             return None

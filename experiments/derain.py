@@ -5,6 +5,13 @@ r"""De-rain real photos of any size with a trained model directory or an exporte
     python -m experiments.derain --input=../shared/data/real_rain --output_dir=out --model_dir=runs/menet_gb
     python -m experiments.derain --input=photo.jpg --output_dir=out --saved_model=exports/menet_gb --side_by_side
 
+Videos (``pip install 'menet-tf[video]'``, PyAV): --input may be a video file, or a folder holding photos
+and videos. ``clip.mp4`` is written as ``output_dir/clip.mp4`` (``clip_side_by_side.mp4`` with
+--side_by_side): the same resolution, frame count, frame rate, frame timestamps and rotation, the audio and
+subtitle streams copied as they are, the video encoded with --codec at --crf (menet_tf.video). Frames are
+decoded, de-rained in batches of --video_batch and encoded as a stream (memory bounded by the frame size,
+not the video's length). Every model option applies to videos as to photos.
+
 --input is an image file or a folder (its image files, not recursive). Each input ``foo.jpg`` is written as
 ``output_dir/foo.png`` (``foo_side_by_side.png``, rainy | de-rained, with --side_by_side); when two inputs
 share a stem (``foo.jpg``, ``foo.png``) both are named ``foo_jpg.png``, ``foo_png.png``. EXIF orientation
@@ -55,6 +62,11 @@ flags.DEFINE_string("rain_scale", "1", "how many times larger the photo's streak
                     "side / 481 px (1.5 x the benchmark images' 321), clamped to [1, 8]; 1 = off (default: on "
                     "real photos it thins wide, soft streaks but leaves sharp thin ones that scale 1 removes, "
                     "docs/gallery.md)")
+flags.DEFINE_string("codec", "libx264", "videos: the video encoder (FFmpeg's name: libx264, libx265, libvpx-vp9, mpeg4, ...)")
+flags.DEFINE_integer("crf", 17, "videos: constant rate factor of libx264/libx265/libvpx-vp9 (lower = better; 17 is "
+                     "visually lossless for H.264)", lower_bound=0, upper_bound=63)
+flags.DEFINE_integer("video_batch", 4, "videos: frames per net call (whole frames only; tiled frames go one by one)",
+                     lower_bound=1)
 flags.DEFINE_bool("compare_whole", False, "diagnostic: also de-rain each tiled image whole and print how much the two differ")
 flags.mark_flags_as_required(["input", "output_dir"])
 
@@ -65,10 +77,23 @@ def usage_error(message: str):
     cliutil.usage_error("experiments.derain", message)
 
 def list_inputs(path: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """The images to de-rain and every other folder entry with its reason (menet_tf.imageio.list_image_inputs)."""
+    """The images and videos to de-rain and every other folder entry with its reason
+    (menet_tf.imageio.list_image_inputs; video files by extension, menet_tf.video.is_video_file)."""
     from menet_tf.imageio import list_image_inputs
+    from menet_tf.video import is_video_file
 
-    return list_image_inputs(path)
+    paths, others = list_image_inputs(path)
+    videos = [p for p, _ in others if os.path.isfile(p) and is_video_file(p)]
+    return sorted(paths + videos), [(p, r) for p, r in others if p not in videos]
+
+
+def output_files(path: str, stem: str, side_by_side: bool) -> list[str]:
+    """The output file names of one input: ``stem.png`` (+ ``stem_side_by_side.png``) for a photo,
+    ``stem.EXT`` (+ ``stem_side_by_side.EXT``) for a video, EXT the input's."""
+    from menet_tf.video import is_video_file
+
+    ext = os.path.splitext(path)[1].lower() if is_video_file(path) else ".png"
+    return [stem + ext] + ([stem + "_side_by_side" + ext] if side_by_side else [])
 
 
 def output_names(paths: list[str]) -> dict[str, str]:
@@ -118,73 +143,33 @@ def _check_flags() -> tuple[list[str], list[tuple[str, str]]]:
     names = output_names(paths)
     ins = {os.path.realpath(p) for p in paths}
     for p, stem in names.items():
-        for suffix in ("", "_side_by_side"):
-            out = os.path.realpath(os.path.join(FLAGS.output_dir, stem + suffix + ".png"))
+        for name in output_files(p, stem, True):
+            out = os.path.realpath(os.path.join(FLAGS.output_dir, name))
             if out in ins:
                 usage_error(f"writing {out} would overwrite an input: choose another --output_dir")
     return paths, others
 
 
 def load_model():
-    """-> (fn float32 [1,h,w,3] -> [1,h,w,3], Keras net or None (SavedModel), multiple, receptive radius,
-    channel attention, description)."""
-    import tensorflow as tf
+    """The de-rainer of the flags (menet_tf.derainer.Derainer: one code path for photos, videos and the web
+    page); a bad tile setting is a usage error."""
+    from menet_tf.derainer import Derainer
 
-    from menet_tf import export, inference, pretrained
-    from menet_tf.model import load_net, read_config, required_multiple
-
-    if FLAGS.model_dir is not None:
-        policy = inference.configure_precision(FLAGS.mixed_precision)
-        config = read_config(FLAGS.model_dir)
-        net = load_net(FLAGS.model_dir)
-        ca = bool(config.get("channel_attention", False))
-        multiple = required_multiple(ca)
-        fn = inference.padded_fn(net, multiple, jit_compile=FLAGS.jit_compile)
-        radius = inference.receptive_radius(int(config.get("num_res_blocks", 8)))
-        shipped = os.path.dirname(os.path.abspath(FLAGS.model_dir)) == pretrained.PRETRAINED_DIR
-        source = f"shipped model {os.path.basename(os.path.abspath(FLAGS.model_dir))}" if shipped else FLAGS.model_dir
-        desc = f"{source} ({config.get('num_res_blocks')} blocks, CA {ca}, {policy}, XLA {FLAGS.jit_compile})"
-        return fn, net, multiple, radius, ca, desc
-    loaded = tf.saved_model.load(FLAGS.saved_model)
-    signature = loaded.signatures[export.SIGNATURE_FLOAT]
-    info = export.read_export_info(FLAGS.saved_model) or {}
-    # without the info file, assume the most demanding net (16 blocks, CA)
-    multiple = int(info.get("required_multiple", 16))
-    radius = int(info.get("receptive_radius", inference.receptive_radius(16)))
-    ca = bool(info.get("global_channel_attention", True))
-
-    def fn(images):
-        return signature(images=images)["derained"]
-
-    return fn, None, multiple, radius, ca, f"{FLAGS.saved_model} (SavedModel, multiple {multiple}, CA {ca})"
+    try:
+        return Derainer.load(model_dir=FLAGS.model_dir, saved_model=FLAGS.saved_model,
+                             mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+                             tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, rain_scale=FLAGS.rain_scale)
+    except ValueError as e:
+        usage_error(f"--{e}" if str(e).startswith(("tile", "rain_scale")) else str(e))
 
 
-def run_whole(fn, image):
-    import numpy as np
-
-    out = fn(np.asarray(image, np.float32)[None])
-    return np.asarray(out.numpy() if hasattr(out, "numpy") else out, np.float32)[0]
-
-
-def rain_scale(height: int, width: int) -> float:
-    from menet_tf import inference
-
-    return inference.auto_rain_scale(height, width) if FLAGS.rain_scale == "auto" else float(FLAGS.rain_scale)
-
-
-def to_uint8(image):
-    import numpy as np
-
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
-
-
-def compare_with_whole(fn, rainy, tiled, tile, overlap) -> str:
+def compare_with_whole(derainer, rainy, tiled, tile, overlap) -> str:
     """max / mean |tiled - whole| (0..255), away from and on the tile seams, and their PSNR."""
     import numpy as np
 
     from menet_tf import inference
 
-    whole = run_whole(fn, rainy)
+    whole = derainer.run_whole(rainy)
     diff = np.abs(tiled - whole).max(-1)
     seams = inference.seam_mask(*rainy.shape[:2], tile, overlap)
     mse = float(np.mean((tiled - whole) ** 2))
@@ -195,6 +180,51 @@ def compare_with_whole(fn, rainy, tiled, tile, overlap) -> str:
             f"mean {diff.mean():.3g}; PSNR {psnr:.2f} dB (0..255)")
 
 
+def derain_one_photo(derainer, path: str, stem: str, index: int) -> None:
+    import numpy as np
+
+    from menet_tf.atomic import crash_point
+    from menet_tf.imageio import read_image, write_image
+    from menet_tf.progress import progress_bar
+
+    rainy = read_image(path, exif_transpose=True)
+    plan = derainer.plan(*rainy.shape[:2])
+    pass1 = f" + {plan.windows} attention windows" if plan.windows else ""
+    at = f", rain scale {plan.scale:.2f}: the net runs at {plan.net_width}x{plan.net_height}" if plan.scale > 1 else ""
+    print(f": {rainy.shape[1]}x{rainy.shape[0]}{at}, {plan.tiles} tile{'s' if plan.tiles > 1 else ''}{pass1}", flush=True)
+    bar = progress_bar(plan.windows + plan.tiles, unit_name="tile")
+
+    def compare(image, tiled):
+        print("  " + compare_with_whole(derainer, image, tiled, derainer.tile, derainer.overlap), flush=True)
+
+    derained = derainer.derain(rainy, progress=lambda done, total: bar.update(done),
+                               after_tiles=compare if FLAGS.compare_whole else None)
+    during = lambda: crash_point("derain_during_write", index - 1)  # noqa: E731 - crash tests only
+    write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained, before_rename=during)
+    if FLAGS.side_by_side:
+        write_image(os.path.join(FLAGS.output_dir, stem + "_side_by_side.png"),
+                    np.concatenate([rainy, derained], axis=1), before_rename=during)
+
+
+def derain_one_video(derainer, path: str, outputs: list[str]) -> None:
+    from menet_tf import video
+    from menet_tf.progress import progress_bar
+
+    info = video.probe(path)
+    plan = derainer.plan(info.height, info.width)
+    tiles = f", {plan.tiles} tiles per frame" if plan.use_tiles else ""
+    print(f": {info.text()}{tiles}", flush=True)
+    bar = progress_bar(max(info.frames, 1), unit_name="frame")
+    main = outputs[0]
+    stats = video.derain_video(
+        path, main, derainer.derain_batch, batch_size=FLAGS.video_batch, codec=FLAGS.codec, crf=FLAGS.crf,
+        side_by_side_dst=outputs[1] if len(outputs) > 1 else None, info=info,
+        progress=lambda done, total: bar.update(min(done, max(info.frames, 1))),
+        note=lambda text: print(f"  note: {text}", flush=True))
+    copied = f", {stats['streams_copied']} of {stats['streams_in']} audio/subtitle streams copied" if stats["streams_in"] else ""
+    print(f"  {stats['frames']} frames, {stats['fps']:.2f} frames/s{copied}", flush=True)
+
+
 def main(argv):
     if len(argv) > 1:
         usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -203,42 +233,25 @@ def main(argv):
 
     logging.set_verbosity(logging.WARNING)
 
-    import numpy as np
+    from menet_tf.atomic import remove_partials
+    from menet_tf.video import VideoSupportMissing, is_video_file, require_av
 
-    from menet_tf import inference
-    from menet_tf.atomic import crash_point, remove_partials
-    from menet_tf.imageio import read_image, write_image
-    from menet_tf.progress import progress_bar
-
-    fn, net, multiple, radius, ca, desc = load_model()
-    two_pass = ca and net is not None  # exact CA tiles need the Keras net's layers
-    tile = FLAGS.tile // multiple * multiple
-    if FLAGS.tile and tile == 0:
-        usage_error(f"--tile={FLAGS.tile} is smaller than the net's multiple ({multiple})")
-    overlap = inference.auto_overlap(radius, multiple) if FLAGS.tile_overlap < 0 else inference.round_up(FLAGS.tile_overlap, multiple)
-    if tile and tile < 2 * overlap:
-        usage_error(f"--tile={tile} must be at least twice the tile overlap ({overlap}): raise --tile or lower --tile_overlap")
-    if tile and two_pass and tile < 2 * inference.CA_MARGIN + multiple:
-        usage_error(f"--tile={tile}: exact tiles with channel attention need --tile >= {2 * inference.CA_MARGIN + multiple}")
+    derainer = load_model()
+    videos = [p for p in paths if is_video_file(p)]
+    if videos:
+        try:
+            require_av()
+        except VideoSupportMissing as e:
+            if len(videos) == len(paths):
+                usage_error(str(e))
+            print(f"note: {e}; the {len(videos)} video(s) are reported as failed, the photos de-rained", flush=True)
     names = output_names(paths)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     removed = remove_partials(FLAGS.output_dir)
     if removed:
         print(f"removed {len(removed)} partial file(s) an interrupted run left in {FLAGS.output_dir}")
-    print(f"model: {desc}")
-    if tile:
-        local_exact = inference.default_margin(overlap) >= radius
-        if ca and not two_pass:
-            exact = ""
-        elif local_exact:
-            exact = " (exact: margin >= receptive radius" + ("; channel attention in two passes)" if two_pass else ")")
-        else:
-            exact = " (approximate: overlap below 2 x receptive radius + ramp)"
-        print(f"tiles: <= {tile} px, overlap {overlap}, receptive radius {radius}{exact}")
-        if ca and not two_pass:
-            print("note: a SavedModel's tiles use tile-local channel attention, so they are approximate (--tile=0 or --model_dir for exact)")
-    else:
-        print("tiles: off (whole images)")
+    print(f"model: {derainer.description}")
+    print(derainer.tiling_text())
 
     for path, reason in others:
         print(f"not processed: {path}: {reason}", flush=True)
@@ -249,59 +262,26 @@ def main(argv):
     for k, path in enumerate(paths, 1):
         name = os.path.basename(path)
         print(f"[{k}/{len(paths)}] {name}", end="", flush=True)
-        outputs = [names[path] + ".png"] + ([names[path] + "_side_by_side.png"] if FLAGS.side_by_side else [])
+        outputs = output_files(path, names[path], FLAGS.side_by_side)
         if FLAGS.skip_existing and all(os.path.isfile(os.path.join(FLAGS.output_dir, o)) for o in outputs):
             print(f": {', '.join(outputs)} already there, skipped", flush=True)
             skipped += 1
             continue
         try:
-            rainy = read_image(path, exif_transpose=True)
-            scale = rain_scale(*rainy.shape[:2])
-            net_input = rainy if scale <= 1 else inference.shrink_for_rain_scale(rainy, scale)
-            h, w = net_input.shape[:2]
-            use_tiles = tile and (h > tile or w > tile)
-            n_pass1, n_tiles = inference.tiled_calls(h, w, tile, overlap, two_pass) if use_tiles else (0, 1)
-            pass1 = f" + {n_pass1} attention windows" if n_pass1 else ""
-            at = f", rain scale {scale:.2f}: the net runs at {w}x{h}" if scale > 1 else ""
-            print(f": {rainy.shape[1]}x{rainy.shape[0]}{at}, {n_tiles} tile{'s' if n_tiles > 1 else ''}{pass1}", flush=True)
-            bar = progress_bar(n_pass1 + n_tiles, unit_name="tile")
             t0 = time.perf_counter()
-            exact_float = FLAGS.compare_whole or scale > 1
-
-            def run_net(image):
-                if not use_tiles:
-                    out = run_whole(fn, image)
-                    bar.update(1)
-                    return out if exact_float else to_uint8(out)
-                out = inference.derain_tiled(
-                    net if net is not None else fn, image, tile=tile, overlap=overlap, multiple=multiple,
-                    jit_compile=FLAGS.jit_compile, out_dtype=np.float32 if exact_float else np.uint8,
-                    progress=lambda done, total: bar.update(done),
-                )
-                if FLAGS.compare_whole:
-                    print("  " + compare_with_whole(fn, image, out, tile, overlap), flush=True)
-                return out
-
-            if scale > 1:
-                derained = to_uint8(inference.derain_at_scale(run_net, rainy, scale, small=net_input))
+            if is_video_file(path):
+                derain_one_video(derainer, path, [os.path.join(FLAGS.output_dir, o) for o in outputs])
             else:
-                derained = run_net(rainy)
-                derained = to_uint8(derained) if exact_float else derained
-            stem = names[path]
-            during = lambda: crash_point("derain_during_write", k - 1)  # noqa: E731 - crash tests only
-            write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained, before_rename=during)
-            if FLAGS.side_by_side:
-                write_image(os.path.join(FLAGS.output_dir, stem + "_side_by_side.png"),
-                            np.concatenate([rainy, derained], axis=1), before_rename=during)
+                derain_one_photo(derainer, path, names[path], k)
             written += 1
-            print(f"  -> {stem}.png ({time.perf_counter() - t0:.1f} s)", flush=True)
+            print(f"  -> {outputs[0]} ({time.perf_counter() - t0:.1f} s)", flush=True)
         except Exception as e:  # noqa: BLE001 - report any failure by file name and go on
             reason = str(e) if path in str(e) else f"{path}: {type(e).__name__}: {e}"
             print(f"\n  FAILED {reason}", flush=True)
             failed.append((path, reason))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
     already = f" ({skipped} skipped: already there)" if skipped else ""
-    print(f"done: {written} of {len(paths)} images written to {FLAGS.output_dir}{already} in {time.perf_counter() - t_start:.1f} s; "
+    print(f"done: {written} of {len(paths)} inputs written to {FLAGS.output_dir}{already} in {time.perf_counter() - t_start:.1f} s; "
           f"peak memory (max RSS of this process) {peak_mb:.0f} MB")
     if others:
         print(f"{len(others)} entr{'y' if len(others) == 1 else 'ies'} of {FLAGS.input} not processed (not images "

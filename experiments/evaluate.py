@@ -4,6 +4,7 @@ r"""Evaluate a de-raining model on a paired test set (spec section 7), or compar
     python -m experiments.evaluate --model_dir=runs/menet_gb --data_dir=../shared/data/Rain100L
     python -m experiments.evaluate --model=menet-lb-rain100l --data_dir=../shared/data/Rain100L
     python -m experiments.evaluate --saved_model=exports/menet_gb --data_dir=../shared/data/Rain100L
+    python -m experiments.evaluate --model=menet-lb-multiscale --data_dir=runs/rain100l_half/test --rain_free
     python -m experiments.evaluate --compare=eval_identity_Rain100L,runs/menet_gb/eval_Rain100L --output_dir=figs
 
 The model: exactly one of --model_dir (config.json + net.weights.h5), --saved_model (experiments.export),
@@ -22,6 +23,9 @@ then summary.json on one line (the last line of the output)::
 
     {"model": ..., "dataset": ..., "num_images": ..., "protocols": {"paper": {"dataset", "protocol",
      "num_images", "psnr", "ssim"}, "standard": {...}}, ...}
+
+--rain_free: the do-no-harm score. The model de-rains the *clean* images of the pairs and is scored against
+them (how much it changes photos without rain: blur, contrast shifts); summary.json has "rain_free": true.
 
 --compare=DIR1,DIR2,... (evaluation output folders) runs no model: it draws, into --output_dir,
 fig8_psnr_hist.png (per-image PSNR histograms), fig9_ssim_box.png (per-image SSIM boxplots) and
@@ -66,6 +70,9 @@ flags.DEFINE_enum("figure_protocol", "auto", ["auto", "standard", "paper"], "--c
 flags.DEFINE_bool("skip_bad_pairs", False, "drop unreadable / mismatched pairs with a warning instead of stopping")
 flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir only)")
 flags.DEFINE_bool("progress", True, "show a progress bar over the images")
+flags.DEFINE_bool("rain_free", False, "the do-no-harm score: de-rain the *clean* images of --data_dir and score "
+                  "them against themselves (how much the model changes photos without rain; the identity "
+                  "scores PSNR inf, SSIM 1); output folder default gets '_rainfree'")
 
 
 def fail(message: str):
@@ -167,7 +174,8 @@ def _check_eval_flags() -> str:
 
     from experiments.evaluation import default_output_dir
 
-    out = FLAGS.output_dir or default_out or default_output_dir(FLAGS.data_dir, FLAGS.model_dir, FLAGS.saved_model)
+    out = FLAGS.output_dir or ((default_out or default_output_dir(FLAGS.data_dir, FLAGS.model_dir, FLAGS.saved_model))
+                               + ("_rainfree" if FLAGS.rain_free else ""))
     _check_output_dir(out)
     return out
 
@@ -204,7 +212,7 @@ def run_evaluation() -> None:
             name=FLAGS.name or (default_name if FLAGS.model in ("net", "identity") else FLAGS.model), crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
             save_images=FLAGS.save_images, multiple=multiple, rainy_glob=FLAGS.rainy_glob,
             clean_glob=FLAGS.clean_glob, skip_bad_pairs=FLAGS.skip_bad_pairs, progress=FLAGS.progress,
-            extra=extra)
+            extra=extra, rain_free=FLAGS.rain_free)
     except (DataError, ImageError) as e:
         raise SystemExit(f"error: {e}") from None  # may list several files, one per line
     sys.stdout.flush()

@@ -218,6 +218,7 @@ def evaluate_model(
     jit_compile: bool = False,
     progress: bool = True,
     extra: dict | None = None,
+    rain_free: bool = False,
 ) -> dict:
     """Evaluate ``predictor`` on the pairs of ``data_dir``; write the files (module docstring) when
     ``output_dir`` is given; return the summary.
@@ -230,6 +231,9 @@ def evaluate_model(
     protocols: "both", "paper", "standard" or a sequence of them.
     save_images: write the first N de-rained whole images as ``output_dir/images/<name>.png``.
     extra: more top-level summary fields (e.g. ``{"model_dir": ...}``).
+    rain_free: the "do no harm" score: each pair's *clean* image is the input and the target (its rainy
+        image is never read), so the scores say how much the model changes photos without rain (the
+        identity scores PSNR ``inf`` and SSIM 1). The summary then has ``"rain_free": true``.
 
     Summary (also ``output_dir/summary.json``)::
 
@@ -292,7 +296,8 @@ def evaluate_model(
         bar = progress_bar(len(scanned.pairs), unit_name="image", stateful_metrics=["psnr", "ssim"])
     images_dir = os.path.join(output_dir, IMAGES_DIR) if output_dir is not None else None
     for i, ((rp, cp), nm) in enumerate(zip(scanned.pairs, names)):
-        rainy, clean = read_image(rp), read_image(cp)
+        clean = read_image(cp)
+        rainy = clean if rain_free else read_image(rp)
         values = []
         want_image = images_dir is not None and i < save_images
         if standard or want_image:
@@ -304,7 +309,8 @@ def evaluate_model(
                           ("ssim", float(np.mean([r[2] for r in std_rows])))]
             if want_image:
                 write_image(os.path.join(images_dir, nm + ".png"), pred)
-                saved.append({"name": nm, "file": f"{IMAGES_DIR}/{nm}.png", "rainy": os.path.abspath(rp),
+                saved.append({"name": nm, "file": f"{IMAGES_DIR}/{nm}.png",
+                              "rainy": os.path.abspath(cp if rain_free else rp),
                               "clean": os.path.abspath(cp)})
         if paper:
             rc, cc = data.five_crop_with_flips(rainy, crop_size), data.five_crop_with_flips(clean, crop_size)
@@ -321,7 +327,8 @@ def evaluate_model(
         flush(final=True)
 
     n = len(scanned.pairs)
-    summary: dict = {"model": name, "dataset": ds, "num_images": n, "identity": identity, "protocols": {}}
+    summary: dict = {"model": name, "dataset": ds, "num_images": n, "identity": identity, "rain_free": bool(rain_free),
+                     "protocols": {}}
     if paper:
         summary["protocols"]["paper"] = _protocol_entry(ds, "paper", n, [r[2] for r in crop_rows],
                                                         [r[3] for r in crop_rows])
@@ -367,7 +374,7 @@ def format_summary(summary: dict) -> list[str]:
     lines = []
     for proto, e in summary["protocols"].items():
         extra = f", {summary.get('paper_num_crops')} crops" if proto == "paper" else ""
-        lines.append(f"{proto:<8s}  {e['dataset']}  {summary['model']}:  PSNR {e['psnr']:.2f} dB  "
+        lines.append(f"{proto:<8s}  {e['dataset']}{' (rain-free)' if summary.get('rain_free') else ''}  {summary['model']}:  PSNR {e['psnr']:.2f} dB  "
                      f"SSIM {e['ssim']:.3f}  ({e['num_images']} images{extra})")
     return lines
 

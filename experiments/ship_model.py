@@ -10,11 +10,16 @@ r"""Package a trained model directory as a shipped model (``menet_tf/pretrained/
 Writes, whole or not at all (a temporary folder, then a rename), ``menet_tf/pretrained/<name>/``:
 ``config.json`` and ``net.weights.h5`` (copied; every weight must be float32 and the file at most 6 MB),
 ``<name>.json`` (the card: net config, training data, commands, wall time and machine, scores on every
---test_dirs set in both protocols, the weights' sha256) and ``<name>.md`` (the same, for people).
+--test_dirs set in both protocols, the rain-free (do-no-harm) scores of every --rain_free_dirs set, the
+weights' sha256) and ``<name>.md`` (the same, for people).
 Scores are measured here, by ``experiments.evaluation`` on the copied weights. The training data must be
 disjoint from every test set: a test image file that is also a training file (same resolved path or same
 bytes) stops the command. ``--text_only`` rewrites only the texts of a shipped model's card (e.g. its
-"what it is for" once another model became the default), measuring nothing.
+"what it is for" once another model became the default), measuring nothing. ``--add_scores`` measures
+--test_dirs / --rain_free_dirs on a shipped model's weights and adds them to its card:
+
+    python -m experiments.ship_model --add_scores --name=menet-lb-rain100l \
+        --rain_free_dirs="Rain100L test half (pairs 1-50)=runs/rain100l_half/test"
 """
 
 from __future__ import annotations
@@ -37,14 +42,20 @@ flags.DEFINE_string("training_data_file", None, "Markdown text: the training dat
 flags.DEFINE_string("commands_file", None, "the exact commands that made the data and trained the model")
 flags.DEFINE_float("train_wall_time_s", None, "training wall time in seconds")
 flags.DEFINE_string("machine", None, "the training machine (default: this machine's CPU and core count)")
-flags.DEFINE_list("test_dirs", None, "held-out paired test sets as 'label=folder' (comma-separated)")
+flags.DEFINE_list("test_dirs", None, "held-out paired test sets as 'label=folder' (comma-separated; split at "
+                  "the last '=')")
+flags.DEFINE_list("rain_free_dirs", None, "rain-free sets as 'label=folder' (paired folders whose *clean* images "
+                  "are scored as input and target: the do-no-harm score, experiments.evaluate --rain_free)")
+flags.DEFINE_bool("add_scores", False, "measure --test_dirs / --rain_free_dirs on an already shipped model's "
+                  "weights and add the scores to its card (a score of the same test set and protocol is "
+                  "replaced); texts and weights unchanged")
 flags.DEFINE_string("license_note", "", "where the training data's terms restrict the weights' use")
 flags.DEFINE_string("output_root", None, "default: menet_tf/pretrained (the package data folder)")
 flags.DEFINE_bool("overwrite", False, "replace a shipped model of the same name")
 flags.DEFINE_bool("text_only", False, "rewrite the texts of an already shipped model's card (--summary, "
                   "--training_data_file, --commands_file, --license_note when given) and its .md; weights, "
                   "config, scores and sha256 are kept as they are (nothing is measured)")
-flags.mark_flags_as_required(["name", "summary", "training_data_file", "commands_file"])
+flags.mark_flags_as_required(["name"])
 
 PROG = "experiments.ship_model"
 
@@ -99,9 +110,12 @@ def markdown_card(card: dict) -> str:
              "## Scores on held-out data", "",
              "| test set | protocol | images | PSNR (dB) | SSIM |", "|---|---|---|---|---|"]
     for s in card["scores"]:
-        lines.append(f"| {s['test_set']} | {s['protocol']} | {s['num_images']} | {s['psnr']:.2f} | {s['ssim']:.4f} |")
+        label = f"{s['test_set']}, clean images as input (**rain-free**)" if s.get("rain_free") else s["test_set"]
+        lines.append(f"| {label} | {s['protocol']} | {s['num_images']} | {s['psnr']:.2f} | {s['ssim']:.4f} |")
     lines += ["", "Protocols: `standard` = whole images, uint8 output, MATLAB Y channel; `paper` = ten 224x224 "
-              "crops per image on RGB (README, Evaluation protocols). Measured by `experiments.ship_model` on these "
+              "crops per image on RGB (README, Evaluation protocols). **Rain-free** rows: the model applied to photos "
+              "without rain, scored against themselves (do no harm: a model that blurs or shifts contrast scores low "
+              "there; `experiments.evaluate --rain_free`). Measured by `experiments.ship_model` on these "
               "weights; `tests/test_pretrained.py` re-measures the standard protocol where the data is present."]
     if card.get("license_note"):
         lines += ["", "## Terms", "", card["license_note"].strip()]
@@ -131,16 +145,40 @@ def _write_model(target: str, source: str, card: dict) -> None:
         sys.exit(f"error: {target}/{WEIGHTS_FILE}: the copy's sha256 differs from the card's")
 
 
-def rewrite_texts() -> None:
-    """--text_only: the card's summary, training data, commands (and license note when given) from the
-    flags; everything measured stays. The weights are checked against the card first."""
-    import tempfile
+def _label_dirs(flag: str) -> dict:
+    out = {}
+    for item in getattr(FLAGS, flag) or []:
+        label, sep, folder = item.rpartition("=")  # the label may hold '=' (a command), a folder rarely does
+        if not sep or not os.path.isdir(folder):
+            usage_error(f"--{flag}: {item!r} is not 'label=existing folder'")
+        out[label.strip()] = folder
+    return out
 
-    root = FLAGS.output_root or pretrained.PRETRAINED_DIR
-    target = os.path.join(root, FLAGS.name)
-    card_path = os.path.join(target, f"{FLAGS.name}.json")
+
+def measure(model_dir: str, tests: dict, rain_free: dict, name: str) -> list:
+    """Card score entries: both protocols on every test set, then on every rain-free set."""
+    from experiments import evaluation
+
+    predict, multiple, _ = evaluation.load_predictor(model_dir=model_dir)
+    scores = []
+    for sets, free in ((tests, False), (rain_free, True)):
+        for label, folder in sets.items():
+            summary = evaluation.evaluate_model(predict, folder, protocols="both", name=name, save_images=0,
+                                                multiple=multiple, rain_free=free)
+            for protocol in ("standard", "paper"):
+                entry = summary["protocols"][protocol]
+                scores.append({"test_set": label, "folder": folder, "protocol": protocol,
+                               "num_images": entry["num_images"], "psnr": entry["psnr"], "ssim": entry["ssim"]}
+                              | ({"rain_free": True} if free else {}))
+                print(f"{label}{' (rain-free)' if free else ''} {protocol}: {entry['psnr']:.2f} dB / "
+                      f"{entry['ssim']:.4f}", flush=True)
+    return scores
+
+
+def _shipped_card(target: str, name: str, mode: str) -> dict:
+    card_path = os.path.join(target, f"{name}.json")
     if not os.path.isfile(card_path):
-        usage_error(f"--text_only: {card_path}: no such card (ship the model first)")
+        usage_error(f"--{mode}: {card_path}: no such card (ship the model first)")
     try:
         with open(card_path) as f:
             card = json.load(f)
@@ -149,14 +187,56 @@ def rewrite_texts() -> None:
     weights = os.path.join(target, card.get("weights_file", "net.weights.h5"))
     if not os.path.isfile(weights) or pretrained.sha256(weights) != card["weights_sha256"]:
         sys.exit(f"error: {weights}: missing or its sha256 is not the card's; not rewriting the card")
-    card.update(summary=FLAGS.summary, training_data=_read(FLAGS.training_data_file),
-                commands=_read(FLAGS.commands_file))
-    if FLAGS["license_note"].present:
-        card["license_note"] = FLAGS.license_note
+    return card
+
+
+def _rewrite(target: str, card: dict) -> None:
+    import tempfile
+
     with tempfile.TemporaryDirectory() as keep:
         source = os.path.join(keep, "old")
         shutil.copytree(target, source)
         _write_model(target, source, card)
+
+
+def add_scores() -> None:
+    """--add_scores: measure the given sets on the shipped weights; add (or replace) their card entries."""
+    from menet_tf.model import read_config
+
+    given = [f for f in ("model_dir", "train_wall_time_s", "overwrite", "text_only", "summary",
+                         "training_data_file", "commands_file") if FLAGS[f].present]
+    if given:
+        usage_error(f"--add_scores keeps everything but the scores: leave out --{', --'.join(given)}")
+    tests, free = _label_dirs("test_dirs"), _label_dirs("rain_free_dirs")
+    if not tests and not free:
+        usage_error("--add_scores: give --test_dirs and/or --rain_free_dirs")
+    target = os.path.join(FLAGS.output_root or pretrained.PRETRAINED_DIR, FLAGS.name)
+    card = _shipped_card(target, FLAGS.name, "add_scores")
+    config = read_config(target)
+    if os.path.isdir(config["data_dir"]):
+        check_disjoint(training_files(config), {**tests, **free})
+    else:
+        print(f"note: the training data {config['data_dir']} is not here: disjointness from it not checked "
+              "(the card's training data text says what it was)", flush=True)
+    new = measure(target, tests, free, FLAGS.name)
+    key = lambda s: (s["test_set"], s["protocol"], bool(s.get("rain_free")))  # noqa: E731
+    replaced = {key(s) for s in new}
+    card["scores"] = [s for s in card["scores"] if key(s) not in replaced] + new
+    _rewrite(target, card)
+    print(f"added {len(new)} scores to the card of {target} (weights, texts unchanged)")
+
+
+def rewrite_texts() -> None:
+    """--text_only: the card's summary, training data, commands (and license note when given) from the
+    flags; everything measured stays. The weights are checked against the card first."""
+    root = FLAGS.output_root or pretrained.PRETRAINED_DIR
+    target = os.path.join(root, FLAGS.name)
+    card = _shipped_card(target, FLAGS.name, "text_only")
+    card.update(summary=FLAGS.summary, training_data=_read(FLAGS.training_data_file),
+                commands=_read(FLAGS.commands_file))
+    if FLAGS["license_note"].present:
+        card["license_note"] = FLAGS.license_note
+    _rewrite(target, card)
     print(f"rewrote the card texts of {target} (weights, scores unchanged)")
 
 
@@ -169,6 +249,11 @@ def main(argv):
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", FLAGS.name) or FLAGS.name in ("net", "identity"):
         usage_error(f"--name={FLAGS.name}: use lower-case letters, digits and '-' (not 'net' or 'identity')")
+    if FLAGS.add_scores:
+        return add_scores()
+    missing = [f for f in ("summary", "training_data_file", "commands_file") if getattr(FLAGS, f) is None]
+    if missing:
+        usage_error(f"missing --{', --'.join(missing)}")
     for flag in ("training_data_file", "commands_file"):
         if not os.path.isfile(getattr(FLAGS, flag)):
             usage_error(f"--{flag}={getattr(FLAGS, flag)}: no such file")
@@ -183,12 +268,7 @@ def main(argv):
     problem = cliutil.model_dir_problem(FLAGS.model_dir)
     if problem:
         usage_error(problem)
-    tests = {}
-    for item in FLAGS.test_dirs:
-        label, sep, folder = item.partition("=")
-        if not sep or not os.path.isdir(folder):
-            usage_error(f"--test_dirs: {item!r} is not 'label=existing folder'")
-        tests[label.strip()] = folder
+    tests, free = _label_dirs("test_dirs"), _label_dirs("rain_free_dirs")
     root = FLAGS.output_root or pretrained.PRETRAINED_DIR
     target = os.path.join(root, FLAGS.name)
     if os.path.exists(target) and not FLAGS.overwrite:
@@ -202,20 +282,8 @@ def main(argv):
     if not_f32:
         usage_error(f"{weights}: weights not float32: {sorted(not_f32.items())[:3]}")
     config = read_config(FLAGS.model_dir)
-    check_disjoint(training_files(config), tests)
-
-    from experiments import evaluation
-
-    predict, multiple, _ = evaluation.load_predictor(model_dir=FLAGS.model_dir)
-    scores = []
-    for label, folder in tests.items():
-        summary = evaluation.evaluate_model(predict, folder, protocols="both", name=FLAGS.name, save_images=0,
-                                            multiple=multiple)
-        for protocol in ("standard", "paper"):
-            entry = summary["protocols"][protocol]
-            scores.append({"test_set": label, "folder": folder, "protocol": protocol,
-                           "num_images": entry["num_images"], "psnr": entry["psnr"], "ssim": entry["ssim"]})
-            print(f"{label} {protocol}: {entry['psnr']:.2f} dB / {entry['ssim']:.4f}", flush=True)
+    check_disjoint(training_files(config), {**tests, **free})
+    scores = measure(FLAGS.model_dir, tests, free, FLAGS.name)
 
     training_data, commands = _read(FLAGS.training_data_file), _read(FLAGS.commands_file)
     card = {

@@ -73,6 +73,7 @@ __all__ = [
     "extract_rain",
     "load_rain_maps",
     "transplant_map",
+    "transplant_layers",
     "synthesize_dataset",
 ]
 
@@ -342,27 +343,61 @@ def load_rain_maps(data_dir: str, rainy_glob: str | None = None, clean_glob: str
     return maps
 
 
-def transplant_map(rain: np.ndarray, shape, scale: float, rng: np.random.Generator) -> np.ndarray:
+def transplant_map(rain: np.ndarray, shape, scale: float, rng: np.random.Generator,
+                   angle: float = 0.0) -> np.ndarray:
     """An H x W (``shape``) rain map cut from ``rain``: enlarged ``scale`` times (bicubic; more where
     the map would not cover the image, e.g. a landscape map on a portrait image), mirrored left-right
     with probability 1/2 (the streaks' tilt mirrored), turned by 180 degrees with probability 1/2 (the
-    tilt kept), and cropped at a random place. The same generator state gives the same map."""
-    h, w = int(shape[0]), int(shape[1])
-    rh, rw = rain.shape
-    s = max(float(scale), h / rh, w / rw)
-    r = np.asarray(rain, np.float32)
-    if s != 1.0:
-        from PIL import Image
+    tilt kept), and cropped at a random place. The same generator state gives the same map.
 
-        size = (max(w, int(round(rw * s))), max(h, int(round(rh * s))))
+    ``angle`` (degrees, counter-clockwise) turns the streaks by that much: a window of the enlarged map
+    large enough to hold the turned H x W crop is cut, turned (bicubic) and its centre kept, so no
+    corner is ever empty. ``angle=0`` cuts exactly what it always did."""
+    h, w = int(shape[0]), int(shape[1])
+    th = math.radians(float(angle))
+    c, s_ = abs(math.cos(th)), abs(math.sin(th))
+    # the window that holds the h x w crop turned by angle (one pixel of margin for the interpolation)
+    wh, ww = (h, w) if angle == 0 else (int(math.ceil(h * c + w * s_)) + 2, int(math.ceil(w * c + h * s_)) + 2)
+    rh, rw = rain.shape
+    s = max(float(scale), wh / rh, ww / rw)
+    r = np.asarray(rain, np.float32)
+    from PIL import Image
+
+    if s != 1.0:
+        size = (max(ww, int(round(rw * s))), max(wh, int(round(rh * s))))
         r = np.maximum(np.asarray(Image.fromarray(np.ascontiguousarray(r)).resize(size, Image.BICUBIC)), 0.0)
     if rng.random() < 0.5:
         r = r[:, ::-1]
     if rng.random() < 0.5:
         r = r[::-1, ::-1]
-    y0 = int(rng.integers(0, r.shape[0] - h + 1))
-    x0 = int(rng.integers(0, r.shape[1] - w + 1))
-    return np.ascontiguousarray(r[y0:y0 + h, x0:x0 + w])
+    y0 = int(rng.integers(0, r.shape[0] - wh + 1))
+    x0 = int(rng.integers(0, r.shape[1] - ww + 1))
+    r = np.ascontiguousarray(r[y0:y0 + wh, x0:x0 + ww])
+    if angle == 0:
+        return r
+    turned = np.asarray(Image.fromarray(r).rotate(float(angle), resample=Image.BICUBIC), np.float32)
+    cy, cx = (wh - h) // 2, (ww - w) // 2
+    return np.ascontiguousarray(np.maximum(turned[cy:cy + h, cx:cx + w], 0.0))
+
+
+def transplant_layers(rain_maps: list, shape, scale: float, rng: np.random.Generator, angle: float = 0.0,
+                      density: float = 1.0) -> tuple[np.ndarray, list]:
+    """Denser rain from several transplanted maps: ``floor(density)`` maps, one more with probability
+    ``density - floor(density)`` (at least one), each drawn uniformly from ``rain_maps`` ((name, map)
+    pairs) and cut by :func:`transplant_map` at the same scale and angle, summed (capped at 255). Returns
+    the map and the names of its sources. ``density=1`` draws exactly what the single-map path draws."""
+    if density < 1.0:
+        raise ValueError(f"density must be >= 1, got {density}")
+    count = int(math.floor(density))
+    if density > count and rng.random() < density - count:
+        count += 1
+    total, names = None, []
+    for _ in range(count):
+        name, rain = rain_maps[int(rng.integers(len(rain_maps)))]
+        cut = transplant_map(rain, shape, scale, rng, angle)
+        total = cut if total is None else total + cut
+        names.append(name)
+    return np.minimum(total, 255.0), names
 
 
 def add_haze(rainy, haze: float, airlight: float) -> np.ndarray:
@@ -399,7 +434,8 @@ def _check_style(style: str) -> None:
 def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, seed: int = 0,
                        max_images: int | None = None, min_size: int | None = None,
                        num_variants: int = 1, progress: bool = False, scale_range=(1.0, 1.0),
-                       haze_range=None, airlight_range=(200.0, 245.0), rain_from: str | None = None) -> list:
+                       haze_range=None, airlight_range=(200.0, 245.0), rain_from: str | None = None,
+                       rotate_range=None, density_range=None) -> list:
     """Render rain on clean images and write a JORDER-flat data set into ``out_dir``.
 
     Clean images: the files of ``clean_dir`` (sorted by name), or the bundled photos when it is None;
@@ -416,11 +452,20 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
     Transplanted rain: with ``rain_from`` (a paired data set) no rain is rendered; each rendering takes
     the rain map O - B of one of its pairs (:func:`load_rain_maps`, drawn uniformly) and adds it at the
     rendering's scale (:func:`transplant_map`); ``style`` is then only recorded as ``transplant``.
+    ``rotate_range`` (degrees, lo,hi) turns each transplanted map by an angle drawn uniformly from it,
+    ``density_range`` (lo,hi, >= 1) sums that many maps, drawn uniformly (:func:`transplant_layers`:
+    1.5 = one map or two, equally likely); both are drawn after the scale and haze from the rendering's
+    own generator, so leaving them out renders exactly what it did before they existed. The manifest
+    then lists each rendering's angle and density too, and every source map joined by ``+``.
 
     Returns the list of (rain_path, norain_path) written. Unreadable images raise
     :class:`~menet_tf.imageio.ImageError` naming the file.
     """
     rain_maps = None
+    if rain_from is None and (rotate_range is not None or density_range is not None):
+        raise ValueError("rotate_range and density_range move a data set's rain: give rain_from too")
+    if density_range is not None and not 1.0 <= density_range[0] <= density_range[1]:
+        raise ValueError(f"density_range must be 1 <= lo <= hi, got {density_range}")
     if rain_from is not None:
         rain_maps, style = load_rain_maps(rain_from, progress=progress), "transplant"
     else:
@@ -462,11 +507,17 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
             idx += 1
             scale, haze, airlight = variant_settings(seed, path, variant, scale_range, haze_range, airlight_range)
             rng = image_rng(seed, path, variant)
+            extra = []
             if rain_maps is None:
                 rainy = add_rain(img, scaled_style(style, scale) if scale != 1.0 else style, rng)
             else:
-                source, rain = rain_maps[int(rng.integers(len(rain_maps)))]
-                rainy = add_rain_map(img, transplant_map(rain, img.shape[:2], scale, rng))
+                aux = image_rng(seed, path, variant + 2_000_000)
+                angle = float(aux.uniform(*rotate_range)) if rotate_range is not None else 0.0
+                density = float(aux.uniform(*density_range)) if density_range is not None else 1.0
+                rain, sources = transplant_layers(rain_maps, img.shape[:2], scale, rng, angle, density)
+                rainy, source = add_rain_map(img, rain), "+".join(sources)
+                if rotate_range is not None or density_range is not None:
+                    extra = [f"{angle:.2f}", f"{density:.3f}"]
             if haze > 0:
                 rainy = add_haze(rainy, haze, airlight)
             rain_path = os.path.join(out_dir, f"rain-{idx:0{digits}d}.png")
@@ -478,7 +529,7 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
                 raise OSError(f"{rain_path}: cannot write ({e})") from None
             pairs.append((rain_path, norain_path))
             manifest.append([idx, os.path.basename(path), variant, style, seed, f"{scale:.4f}", f"{haze:.4f}",
-                             f"{airlight:.1f}"] + ([source] if rain_maps is not None else []))
+                             f"{airlight:.1f}"] + ([source] if rain_maps is not None else []) + extra)
             if bar is not None:
                 bar.update(idx)
     from menet_tf.atomic import atomic_write
@@ -486,7 +537,8 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
     with atomic_write(os.path.join(out_dir, "manifest.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "source", "variant", "style", "seed", "scale", "haze", "airlight"]
-                   + (["rain_from"] if rain_maps is not None else []))
+                   + (["rain_from"] if rain_maps is not None else [])
+                   + (["angle", "density"] if rotate_range is not None or density_range is not None else []))
         w.writerows(manifest)
     return pairs
 

@@ -1,0 +1,86 @@
+"""Small videos made with PyAV for the video tests (imported by tests/test_video.py and benchmarks/video.py)."""
+
+from __future__ import annotations
+
+import fractions
+
+import numpy as np
+
+TIME_BASE = fractions.Fraction(1, 12800)
+
+
+def rainy_sequence(clean_photo: np.ndarray, frames: int, size=(160, 256), seed=0, pan=2):
+    """(clean frames, rainy frames): a slow pan over ``clean_photo`` (``pan`` px per frame to the right),
+    with light rain of menet_tf.synthesis falling between frames (one tall rain map, shifted down 9 px
+    per frame, so the streaks move like rain and differ from frame to frame)."""
+    from menet_tf import synthesis
+
+    h, w = size
+    need_w = w + pan * frames
+    if clean_photo.shape[0] < h or clean_photo.shape[1] < need_w:
+        raise ValueError(f"photo {clean_photo.shape} too small for {frames} frames of {w}x{h}")
+    rng = np.random.default_rng(seed)
+    rain = synthesis.render_rain((h + 9 * frames, w, 3), "light", rng)
+    clean, rainy = [], []
+    for i in range(frames):
+        c = np.ascontiguousarray(clean_photo[:h, pan * i:pan * i + w])
+        r = rain[(frames - i) * 9:(frames - i) * 9 + h]
+        clean.append(c)
+        rainy.append(synthesis.add_rain_map(c, r))
+    return np.stack(clean), np.stack(rainy)
+
+
+def write_video(path, frames, rate=25, pts=None, audio_seconds=None, codec="libx264", pix_fmt="yuv420p",
+                options=None, rotation=0, container_format=None):
+    """Encode ``frames`` (uint8 N x H x W x 3) into ``path``; ``pts`` (in TIME_BASE units) for variable frame
+    rates; ``audio_seconds``: a 440 Hz AAC tone of that length as a second stream; ``rotation``: the display
+    matrix of a phone video. Returns the frames' pts."""
+    import av
+
+    n, h, w = frames.shape[:3]
+    pts = list(pts) if pts is not None else [int(round(i / rate / TIME_BASE)) for i in range(n)]
+    with av.open(str(path), "w", format=container_format) as out:
+        vs = out.add_stream(codec, rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        vs.time_base = TIME_BASE
+        vs.options = dict(options or {"crf": "10"})
+        if rotation:
+            vs.set_display_rotation(rotation)
+        a = out.add_stream("aac", rate=48000) if audio_seconds else None
+        for frame, p in zip(frames, pts):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            f.pts, f.time_base = p, TIME_BASE
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+        if a is not None:
+            t = np.arange(int(48000 * audio_seconds)) / 48000
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            af = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, 0
+            out.mux(a.encode(af))
+            out.mux(a.encode(None))
+    return pts
+
+
+def read_frames(path):
+    """(uint8 N x H x W x 3 frames, their times in seconds, rotation of the first frame)."""
+    import av
+
+    with av.open(str(path)) as c:
+        frames, times, rot = [], [], None
+        for f in c.decode(video=0):
+            frames.append(f.to_ndarray(format="rgb24"))
+            times.append(float(f.time))
+            rot = f.rotation if rot is None else rot
+    return np.stack(frames), times, rot
+
+
+def packets(path, kind="audio"):
+    """The payload bytes of every packet of the first stream of ``kind``."""
+    import av
+
+    with av.open(str(path)) as c:
+        streams = getattr(c.streams, kind)
+        if not streams:
+            return []
+        return [bytes(p) for p in c.demux(streams[0]) if p.size]

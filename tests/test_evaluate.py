@@ -299,3 +299,53 @@ def test_compare_draws_three_pngs(evaluated, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "cli_figs")) == sorted(names)
     assert r.stderr.strip() == ""  # no TensorFlow start-up lines: no model ran
+
+
+def test_rain_free_score_is_identity_for_the_identity_and_low_for_a_blur(tmp_path):
+    """The do-no-harm score: the clean images go in and are the targets; the rainy images play no part.
+    Reference: metrics.standard_psnr_ssim of each clean image against its blurred self, by hand."""
+    from scipy import ndimage
+
+    from menet_tf import metrics
+    from menet_tf.imageio import write_image
+
+    rng = np.random.default_rng(7)
+    data = tmp_path / "pairs"
+    data.mkdir()
+    cleans = []
+    for i, (h, w) in enumerate(SYNTH_SIZES, 1):
+        x = ndimage.gaussian_filter(rng.random((h, w, 3)) * 255, (2, 2, 0))  # a smooth 'photo'
+        clean = np.clip(x * 3 - 250, 0, 255).astype(np.uint8)
+        cleans.append(clean)
+        write_image(str(data / f"norain-{i}.png"), clean)
+        write_image(str(data / f"rain-{i}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))  # noise
+    ident = ev.evaluate_model(None, str(data), protocols="both", save_images=0, progress=False, rain_free=True)
+    assert ident["rain_free"] is True
+    for proto in ("standard", "paper"):
+        assert ident["protocols"][proto]["psnr"] == float("inf") and ident["protocols"][proto]["ssim"] == 1.0
+
+    def blur(images):
+        return ndimage.gaussian_filter(np.asarray(images, np.float32), (0, 1.5, 1.5, 0), mode="nearest")
+
+    got = ev.evaluate_model(blur, str(data), protocols="standard", save_images=0, progress=False, rain_free=True,
+                            multiple=1)  # no padding: the blur sees each image as the reference does
+    want = [metrics.standard_psnr_ssim(metrics.quantize(blur(c[None].astype(np.float32))[0]), c) for c in cleans]
+    assert got["protocols"]["standard"]["psnr"] == pytest.approx(np.mean([p for p, _ in want]), abs=1e-6)
+    assert got["protocols"]["standard"]["ssim"] == pytest.approx(np.mean([s for _, s in want]), abs=1e-6)
+    assert got["protocols"]["standard"]["psnr"] < 35  # a blur changes rain-free photos visibly
+    rainy = ev.evaluate_model(blur, str(data), protocols="standard", save_images=0, progress=False)
+    # without rain_free the noise 'rain' is the input: scored, and far below
+    assert rainy["rain_free"] is False
+    assert rainy["protocols"]["standard"]["psnr"] < got["protocols"]["standard"]["psnr"] - 5
+
+
+def test_cli_rain_free_flag_names_the_output_and_prints_it(tmp_path):
+    import synthetic_pairs
+
+    data = synthetic_pairs.make_pairs(tmp_path / "pairs", n=2, size=(48, 40))
+    r = _cli("--model=identity", f"--data_dir={data}", "--protocol=standard", "--rain_free", "--noprogress",
+             cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["rain_free"] is True and summary["protocols"]["standard"]["psnr"] == float("inf")
+    assert "(rain-free)" in r.stdout and (tmp_path / "eval_identity_pairs_rainfree" / "summary.json").is_file()

@@ -387,3 +387,39 @@ def test_cli_rain_from_refuses_a_style(tmp_path):
         capture_output=True, text=True, timeout=300)
     assert res.returncode != 0 and "leave out --style" in res.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_turned_transplant_has_no_empty_corner_and_turns_the_streaks():
+    # a constant map stays constant once turned and cropped: no empty (zero) corner anywhere
+    flat = np.full((40, 60), 100.0, np.float32)
+    for angle in (-12.0, 7.5, 30.0):
+        cut = synthesis.transplant_map(flat, (40, 60), 1.0, np.random.default_rng(1), angle)
+        assert cut.shape == (40, 60) and np.abs(cut - 100.0).max() < 1e-3, angle
+    # one vertical streak turned by 20 degrees: its bright pixels lie on a line tilted by 20 degrees
+    line = np.zeros((300, 300), np.float32)
+    line[:, 150] = 200.0
+    cut = synthesis.transplant_map(line, (120, 120), 1.0, np.random.default_rng(0), 20.0)
+    ys, xs = np.nonzero(cut > 100)
+    slope = np.polyfit(ys, xs, 1)[0]  # x change per row going down
+    assert abs(abs(np.degrees(np.arctan(slope))) - 20.0) < 1.5, slope
+    # angle 0 is the plain transplant, draw for draw
+    rain = np.random.default_rng(5).integers(0, 200, (50, 70)).astype(np.uint8)
+    np.testing.assert_array_equal(synthesis.transplant_map(rain, (30, 40), 1.7, np.random.default_rng(9), 0.0),
+                                  synthesis.transplant_map(rain, (30, 40), 1.7, np.random.default_rng(9)))
+
+
+def test_density_sums_that_many_transplanted_maps():
+    maps = [("a", np.full((30, 30), 40, np.uint8)), ("b", np.full((30, 30), 60, np.uint8))]
+    for density, counts in ((1.0, {1}), (2.0, {2}), (3.0, {3}), (1.5, {1, 2})):
+        seen = set()
+        for seed in range(40):
+            rain, names = synthesis.transplant_layers(maps, (20, 20), 1.0, np.random.default_rng(seed), 0.0, density)
+            want = sum(40 if n == "a" else 60 for n in names)
+            np.testing.assert_allclose(rain, np.full((20, 20), min(want, 255)), atol=1e-4)
+            seen.add(len(names))
+        assert seen == counts, (density, seen)
+    big = [("c", np.full((30, 30), 200, np.uint8))]
+    rain, _ = synthesis.transplant_layers(big, (10, 10), 1.0, np.random.default_rng(0), 0.0, 2.0)
+    assert rain.max() == 255.0  # capped
+    with pytest.raises(ValueError, match="density"):
+        synthesis.transplant_layers(big, (10, 10), 1.0, np.random.default_rng(0), 0.0, 0.5)

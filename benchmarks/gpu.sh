@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU readiness, one shot (about 5 minutes on one GPU; every step has its own time limit, 8 minutes in all):
 #   1. benchmarks.train_step with XLA (--jit_compile) and mixed_float16 (float32 rows too),
-#   2. benchmarks.inference (481x321, batch 1, float32 and mixed_float16, XLA),
+#   2. benchmarks.inference (481x321, batch 1, float32 and mixed_float16, XLA), and benchmarks.video (frames/s
+#      at 640x360, 1280x720, 1920x1080 with and without decode + encode),
 #   3. a short training run (3 epochs of MENET-LB on heavy rain synthesised over the built-in photos,
 #      --mixed_precision = mixed_float16 with loss scaling, XLA on by default with a GPU),
 # and prints each one's JSON line (also written to $OUT or ./gpu_out). Run from anywhere:
@@ -33,6 +34,7 @@ run() {  # run NAME SECONDS CMD...: its output to $OUT_DIR/NAME.log, its last li
 
 run train_step 200 "$PY" -m benchmarks.train_step --jit_compile --mixed_policy=mixed_float16 --runs=10 --warmup=3
 run inference 90 "$PY" -m benchmarks.inference --jit_compile --mixed_policy=mixed_float16 --runs=20
+run video 150 "$PY" -m benchmarks.video --frames=16 --memory_size=
 WORK=$(mktemp -d)
 run synthesize 30 "$PY" -m data_prep.synthesize --out "$WORK/heavy" --style heavy --seed 0
 run short_training 150 bash -c "

@@ -74,6 +74,7 @@ __all__ = [
     "load_rain_maps",
     "transplant_map",
     "transplant_layers",
+    "rain_video",
     "synthesize_dataset",
 ]
 
@@ -542,3 +543,19 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
         w.writerows(manifest)
     return pairs
 
+
+
+def rain_video(clean_photo, frames: int, size=(160, 256), seed: int = 0, pan: int = 2, fall: int = 9,
+               style: str | RainStyle = "light") -> tuple[np.ndarray, np.ndarray]:
+    """A rainy video with ground truth: (clean, rainy) uint8 arrays of ``frames`` x H x W x 3 (``size`` = H,
+    W). The clean video is a slow pan over ``clean_photo`` (``pan`` px per frame to the right); the rain is
+    one tall rain map of ``style`` shifted down ``fall`` px per frame, so the streaks fall like rain and
+    differ from frame to frame (what a per-frame de-rainer may flicker on)."""
+    photo = _check_clean(clean_photo)
+    h, w = size
+    if photo.shape[0] < h or photo.shape[1] < w + pan * frames:
+        raise ValueError(f"photo {photo.shape[:2]} too small for {frames} frames of {w}x{h} panning {pan} px")
+    rain = render_rain((h + fall * frames, w, 3), style, np.random.default_rng(seed))
+    clean = np.stack([photo[:h, pan * i:pan * i + w] for i in range(frames)])
+    rainy = np.stack([add_rain_map(c, rain[(frames - i) * fall:(frames - i) * fall + h]) for i, c in enumerate(clean)])
+    return clean, rainy

@@ -172,3 +172,24 @@ def test_without_pyav_a_video_is_one_error_line_and_photos_still_work(tmp_path):
     r = _derain(f"--input={photos}", f"--output_dir={tmp_path / 'out2'}", env=env)
     assert r.returncode == 1 and (tmp_path / "out2" / "photo.png").is_file()
     assert "pip install 'menet-tf[video]'" in r.stdout and not (tmp_path / "out2" / "clip.mp4").exists()
+
+
+def test_temporal_filter_averages_still_noise_and_keeps_a_moving_object():
+    """menet_tf.temporal (the filter the flicker study tried): on a still scene with independent noise per
+    frame the middle frames' noise drops by about sqrt(2R+1); a bright square that moves is not ghosted."""
+    from menet_tf import temporal
+
+    rng = np.random.default_rng(0)
+    base = np.full((12, 40, 40, 3), 120.0)
+    noisy = np.clip(np.round(base + rng.normal(0, 1.0, base.shape)), 0, 255).astype(np.uint8)
+    out = temporal.filter_video(noisy, 2)
+    assert out.shape == noisy.shape and out.dtype == np.uint8
+    before = np.std(noisy[2:-2].astype(float) - 120)
+    after = np.std(out[2:-2].astype(float) - 120)
+    assert after < before / 1.8, (before, after)  # sqrt(5) = 2.24, less the rounding to uint8
+    np.testing.assert_array_equal(temporal.filter_video(noisy, 0), noisy)
+    moving = np.full((7, 40, 40, 3), 60, np.uint8)
+    for t in range(7):
+        moving[t, 10:20, 4 * t:4 * t + 10] = 230
+    filtered = temporal.filter_video(moving, 2)
+    np.testing.assert_array_equal(filtered, moving)  # every neighbour disagrees where the square moved

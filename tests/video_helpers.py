@@ -10,24 +10,10 @@ TIME_BASE = fractions.Fraction(1, 12800)
 
 
 def rainy_sequence(clean_photo: np.ndarray, frames: int, size=(160, 256), seed=0, pan=2):
-    """(clean frames, rainy frames): a slow pan over ``clean_photo`` (``pan`` px per frame to the right),
-    with light rain of menet_tf.synthesis falling between frames (one tall rain map, shifted down 9 px
-    per frame, so the streaks move like rain and differ from frame to frame)."""
+    """(clean frames, rainy frames): menet_tf.synthesis.rain_video (a slow pan, light rain falling)."""
     from menet_tf import synthesis
 
-    h, w = size
-    need_w = w + pan * frames
-    if clean_photo.shape[0] < h or clean_photo.shape[1] < need_w:
-        raise ValueError(f"photo {clean_photo.shape} too small for {frames} frames of {w}x{h}")
-    rng = np.random.default_rng(seed)
-    rain = synthesis.render_rain((h + 9 * frames, w, 3), "light", rng)
-    clean, rainy = [], []
-    for i in range(frames):
-        c = np.ascontiguousarray(clean_photo[:h, pan * i:pan * i + w])
-        r = rain[(frames - i) * 9:(frames - i) * 9 + h]
-        clean.append(c)
-        rainy.append(synthesis.add_rain_map(c, r))
-    return np.stack(clean), np.stack(rainy)
+    return synthesis.rain_video(clean_photo, frames, size=size, seed=seed, pan=pan)
 
 
 def write_video(path, frames, rate=25, pts=None, audio_seconds=None, codec="libx264", pix_fmt="yuv420p",

@@ -1,0 +1,1 @@
+"""The local web page: drop photos in, compare before and after, download (``menet-app``)."""

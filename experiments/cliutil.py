@@ -57,6 +57,30 @@ def resolve_models(prog: str, models) -> list[str]:
     return [resolve(m) for m in models]
 
 
+def extra_dirs(prog: str, items) -> list[tuple[str, str]]:
+    """``--extra_dirs=LABEL=FOLDER,...``: folders of outputs another tool de-rained (e.g.
+    experiments.prenet_peer), one ``<input stem>.png`` per input, shown beside the models. A bad item or a
+    missing folder: one line, exit status 2."""
+    out = []
+    for item in items or []:
+        label, sep, folder = item.rpartition("=")
+        if not sep or not label.strip() or not os.path.isdir(folder):
+            usage_error(prog, f"--extra_dirs: {item!r} is not 'label=existing folder'")
+        out.append((label.strip(), folder))
+    return out
+
+
+def extra_output(folder: str, input_path: str, shape) -> "np.ndarray":
+    """The output for ``input_path`` in an --extra_dirs folder (``<stem>.png``), checked to be ``shape``."""
+    from menet_tf.imageio import read_image
+
+    path = os.path.join(folder, os.path.splitext(os.path.basename(input_path))[0] + ".png")
+    image = read_image(path)
+    if image.shape != tuple(shape):
+        raise ValueError(f"{path}: {image.shape[1]}x{image.shape[0]}, but the input is {shape[1]}x{shape[0]}")
+    return image
+
+
 def model_dir_problem(model_dir: str) -> str | None:
     """``--model_dir=DIR: no FILE there (not a trained model directory)`` for the first of
     :data:`MODEL_FILES` missing from ``model_dir``, else None."""

@@ -3,6 +3,8 @@ r"""The real-photo gallery of docs/gallery.md: rainy | de-rained as is | de-rain
     python -m experiments.gallery --input=../shared/data/real_rain --output_dir=docs/gallery
     python -m experiments.gallery --input=../shared/data/real_rain --output_dir=cmp \
         --models=menet-lb-rain100l,runs/menet_lb_real --rain_scales=1      # two models side by side
+    python -m experiments.gallery --input=../shared/data/real_rain_more --output_dir=cmp --rain_scales=1 \
+        --extra_dirs="PReNet real=runs/prenet/real/real_rain_more"         # a peer's outputs beside ours
 
 For every photo of --input, one JPEG of at most --max_kb KB, --width px wide: the rainy photo, then for
 each of --models (shipped names or model directories; default: the default shipped model) its output
@@ -30,6 +32,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "a folder of photos")
 flags.DEFINE_string("output_dir", None, "where the JPEGs go")
 flags.DEFINE_list("models", None, "shipped model names or model directories (default: the default shipped model)")
+flags.DEFINE_list("extra_dirs", None, "LABEL=FOLDER,...: outputs another tool made (e.g. experiments.prenet_peer), "
+                  "<photo stem>.png each, shown after the models' panels")
 flags.DEFINE_list("rain_scales", ["1", "auto"], "rain scales to de-rain each photo at: 1, a number >= 1, or auto")
 flags.DEFINE_integer("width", 1500, "width of each JPEG (all panels)")
 flags.DEFINE_integer("max_kb", 200, "largest JPEG size in KB")
@@ -62,6 +66,7 @@ def main(argv):
 
     models = FLAGS.models or [pretrained.DEFAULT]
     model_dirs = cliutil.resolve_models("experiments.gallery", models)
+    extras = cliutil.extra_dirs("experiments.gallery", FLAGS.extra_dirs)
     for scale in FLAGS.rain_scales:
         problem = cliutil.rain_scale_problem("--rain_scales", scale)
         if problem:
@@ -95,7 +100,7 @@ def main(argv):
     for path, reason in others:
         print(f"not processed: {path}: {reason}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    labels = [f"{m} @ {sc}" for m in models for sc in FLAGS.rain_scales]
+    labels = [f"{m} @ {sc}" for m in models for sc in FLAGS.rain_scales] + [label for label, _ in extras]
     removed_sum = np.zeros(len(labels))
     for path in paths:
         rainy = read_image(path, exif_transpose=True)
@@ -103,6 +108,7 @@ def main(argv):
         auto = inference.auto_rain_scale(h, w)
         scales = [auto if sc == "auto" else float(sc) for sc in FLAGS.rain_scales]
         panels = [rainy] + [inference.derain_at_scale(d, rainy, sc) for d in derains for sc in scales]
+        panels += [cliutil.extra_output(folder, path, rainy.shape).astype(np.float32) for _, folder in extras]
         if FLAGS.crop:
             panels = [centre_crop(p, FLAGS.crop) for p in panels]
         # streak energy removed (menet_tf.streaks), on the panels shown (--crop) or the central 1024 px

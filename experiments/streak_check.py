@@ -2,6 +2,8 @@ r"""Check the no-reference streak measure (``menet_tf.streaks``) against ground 
 
     python -m experiments.streak_check --data_dir=runs/rain100l_half/test \
         --models=menet-lb-rain100l,menet-lb-varied,runs/style_study/light
+    python -m experiments.streak_check --data_dir=runs/heavy_test --models=menet-lb-heavy \
+        --extra_dirs="PReNet rain100h=runs/prenet/rain100h/heavy_test"      # a peer's outputs ranked too
 
 On real photos there is no clean image, so ``experiments.gallery`` ranks models by the fraction of the
 rainy photo's streak energy they remove. This command tells whether that ranking means anything: on
@@ -20,15 +22,18 @@ from experiments import cliutil
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "a paired data set (any layout menet_tf.pairs.find_pairs reads)")
-flags.DEFINE_list("models", None, "shipped model names or model directories (two or more)")
+flags.DEFINE_list("models", [], "shipped model names or model directories (two or more, with --extra_dirs)")
+flags.DEFINE_list("extra_dirs", None, "LABEL=FOLDER,...: outputs another tool made for these pairs (e.g. "
+                  "experiments.prenet_peer), <rainy stem>.png each, ranked with the models")
 flags.DEFINE_integer("max_pairs", None, "only the first N pairs", lower_bound=1)
-flags.mark_flags_as_required(["data_dir", "models"])
+flags.mark_flags_as_required(["data_dir"])
 
 
 def main(argv):
     if len(argv) > 1:
         cliutil.usage_error("experiments.streak_check", f"unexpected arguments: {' '.join(argv[1:])}")
-    if len(FLAGS.models) < 2:
+    extras = cliutil.extra_dirs("experiments.streak_check", FLAGS.extra_dirs)
+    if len(FLAGS.models) + len(extras) < 2:
         cliutil.usage_error("experiments.streak_check", "--models needs two or more models to rank")
     import numpy as np
     from scipy.stats import spearmanr
@@ -40,7 +45,8 @@ def main(argv):
 
     dirs = cliutil.resolve_models("experiments.streak_check", FLAGS.models)
     try:
-        data = [(read_image(r), read_image(c)) for r, c in find_pairs(FLAGS.data_dir)[: FLAGS.max_pairs]]
+        pairs = find_pairs(FLAGS.data_dir)[: FLAGS.max_pairs]
+        data = [(read_image(r), read_image(c)) for r, c in pairs]
     except (ValueError, OSError) as e:  # DataError and ImageError name the folder or the file
         raise SystemExit(f"error: {e}") from None
     references = [streaks.streak_energy(r) for r, _ in data]  # each rainy image's, measured once
@@ -48,11 +54,18 @@ def main(argv):
               "clean_removed": float(np.mean([streaks.fraction_removed(r, c, reference=ref)
                                               for (r, c), ref in zip(data, references)])), "models": {}}
     print(f"{len(data)} pairs; the clean images remove {result['clean_removed']:.1%} of the rainy images' streak energy")
-    for label, d in zip(FLAGS.models, dirs):
-        predict, _, _ = evaluation.load_predictor(model_dir=d)
+    sources = [(label, d, None) for label, d in zip(FLAGS.models, dirs)] + [(label, None, f) for label, f in extras]
+    for label, d, folder in sources:
+        predict = evaluation.load_predictor(model_dir=d)[0] if d is not None else None
         removed, psnr = [], []
-        for (r, c), ref in zip(data, references):
-            out = metrics.quantize(predict(r[None].astype(np.float32))[0])
+        for (r, c), ref, (rainy_path, _) in zip(data, references, pairs):
+            if predict is None:
+                try:
+                    out = cliutil.extra_output(folder, rainy_path, r.shape)
+                except ValueError as e:
+                    raise SystemExit(f"error: {e}") from None
+            else:
+                out = metrics.quantize(predict(r[None].astype(np.float32))[0])
             removed.append(streaks.fraction_removed(r, out, reference=ref))
             psnr.append(metrics.psnr(out, c))
         result["models"][label] = {"removed": float(np.mean(removed)), "psnr": float(np.mean(psnr))}

@@ -114,3 +114,45 @@ def test_streak_check_ranks_models_against_ground_truth(tmp_path):
     (folder / "norain-3.png").write_bytes(b"not a png")
     broken = _run("experiments.streak_check", f"--data_dir={folder}", f"--models={pretrained.DEFAULT},{d}")
     assert broken.returncode == 1 and "rain-3.png" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_extra_dirs_rank_and_show_another_tools_outputs(tmp_path):
+    """--extra_dirs: a folder of outputs made elsewhere (here: the clean images themselves, and the rainy
+    ones) is scored and measured like a model, and drawn as a panel of the gallery."""
+    from menet_tf import metrics, pretrained, streaks
+
+    folder, perfect, nothing = tmp_path / "pairs", tmp_path / "perfect", tmp_path / "nothing"
+    for f in (folder, perfect, nothing):
+        f.mkdir()
+    rng = np.random.default_rng(4)
+    data = []
+    for k in range(1, 3):
+        clean = np.clip(rng.normal(120, 30, (96, 128, 3)), 0, 255).astype(np.uint8)
+        rainy = synthesis.add_rain(clean, "light", rng)
+        for f, a, name in ((folder, clean, f"norain-{k}"), (folder, rainy, f"rain-{k}"), (perfect, clean, f"rain-{k}"),
+                           (nothing, rainy, f"rain-{k}")):
+            Image.fromarray(a).save(f / f"{name}.png")
+        data.append((rainy, clean))
+    r = _run("experiments.streak_check", f"--data_dir={folder}", f"--models={pretrained.DEFAULT}",
+             f"--extra_dirs=clean={perfect},as is={nothing}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])["models"]
+    assert got["clean"]["psnr"] == float("inf")
+    assert got["clean"]["removed"] == pytest.approx(np.mean([streaks.fraction_removed(a, b) for a, b in data]))
+    assert got["as is"]["removed"] == 0.0
+    assert got["as is"]["psnr"] == pytest.approx(np.mean([metrics.psnr(a, b) for a, b in data]))
+    r = _run("experiments.gallery", f"--input={folder}", f"--output_dir={tmp_path / 'g'}", "--rain_scales=1",
+             "--crop=64", f"--extra_dirs=as is={nothing}")
+    assert r.returncode != 0 and "norain-1.png" in (r.stdout + r.stderr)  # the clean images have no output there
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in (1, 2):
+        os.replace(folder / f"rain-{k}.png", photos / f"rain-{k}.png")
+    r = _run("experiments.gallery", f"--input={photos}", f"--output_dir={tmp_path / 'g'}", "--rain_scales=1",
+             "--crop=64", f"--extra_dirs=as is={nothing}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    page = np.asarray(Image.open(tmp_path / "g" / "rain-1.jpg"))
+    assert page.shape[1] == 3 * 64  # rainy | the model | the extra folder's output
+    assert "0%" in r.stdout.strip().splitlines()[-2]  # the rainy image as 'output' removes nothing
+    bad = _run("experiments.streak_check", f"--data_dir={folder}", "--extra_dirs=nolabel")
+    assert bad.returncode == 2 and "is not 'label=existing folder'" in bad.stderr

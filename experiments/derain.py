@@ -214,12 +214,16 @@ def derain_one_video(derainer, path: str, outputs: list[str]) -> None:
     plan = derainer.plan(info.height, info.width)
     tiles = f", {plan.tiles} tiles per frame" if plan.use_tiles else ""
     print(f": {info.text()}{tiles}", flush=True)
-    bar = progress_bar(max(info.frames, 1), unit_name="frame")
+    bar = progress_bar(max(info.frames, 1), unit_name="frame", stateful_metrics=["frames/s"])
     main = outputs[0]
+    t0 = time.perf_counter()
+
+    def progress(done, total):  # frames/s so far; the bar's ETA is the time left
+        bar.update(min(done, max(info.frames, 1)), values=[("frames/s", done / max(time.perf_counter() - t0, 1e-9))])
+
     stats = video.derain_video(
         path, main, derainer.derain_batch, batch_size=FLAGS.video_batch, codec=FLAGS.codec, crf=FLAGS.crf,
-        side_by_side_dst=outputs[1] if len(outputs) > 1 else None, info=info,
-        progress=lambda done, total: bar.update(min(done, max(info.frames, 1))),
+        side_by_side_dst=outputs[1] if len(outputs) > 1 else None, info=info, progress=progress,
         note=lambda text: print(f"  note: {text}", flush=True))
     copied = f", {stats['streams_copied']} of {stats['streams_in']} audio/subtitle streams copied" if stats["streams_in"] else ""
     print(f"  {stats['frames']} frames, {stats['fps']:.2f} frames/s{copied}", flush=True)

@@ -47,7 +47,8 @@ flags.DEFINE_string("input", None, "an image file or a folder of images (PNG/JPE
 flags.DEFINE_string("output_dir", None, "where to write the de-rained PNGs")
 flags.DEFINE_string("model_dir", None, "trained model directory (config.json + net.weights.h5)")
 flags.DEFINE_string("saved_model", None, "a SavedModel written by experiments.export")
-flags.DEFINE_string("model", None, "a shipped model by name (menet_tf.pretrained.names()); with none of "
+flags.DEFINE_string("model", None, "a shipped model by name (menet_tf.pretrained.names()), or 'auto' (a light- "
+                    "and a heavy-rain model, chosen per photo by a measured rule: menet_tf.auto); with none of "
                     "--model, --model_dir and --saved_model: the default shipped model")
 flags.DEFINE_integer("tile", 1024, "tile side in pixels (rounded down to the net's multiple); 0 = whole image")
 flags.DEFINE_integer("tile_overlap", -1, "pixels shared by adjacent tiles (rounded up to the multiple); -1 = auto")
@@ -114,13 +115,20 @@ def _check_flags() -> tuple[list[str], list[tuple[str, str]]]:
                             ("--saved_model", FLAGS.saved_model)) if v]
     if len(given) > 1:
         usage_error(f"give at most one of --model_dir, --model and --saved_model (got {' and '.join(given)})")
-    if FLAGS.saved_model is None:  # a shipped model is a model directory inside the package
+    if FLAGS.model == "auto":  # menet_tf.auto: a light- and a heavy-rain model, picked per photo
+        from menet_tf import auto
+
+        try:
+            auto.rule()
+        except ValueError as e:
+            usage_error(f"--model=auto: {e}")
+    elif FLAGS.saved_model is None:  # a shipped model is a model directory inside the package
         FLAGS.model_dir = cliutil.resolve_model("experiments.derain", FLAGS.model_dir, FLAGS.model, default=True)
     if FLAGS.model_dir is not None:
         problem = cliutil.model_dir_problem(FLAGS.model_dir)
         if problem:
             usage_error(problem)
-    else:
+    elif FLAGS.saved_model is not None:
         if not os.path.isfile(os.path.join(FLAGS.saved_model, "saved_model.pb")):
             usage_error(f"--saved_model={FLAGS.saved_model}: no saved_model.pb there")
         if FLAGS.jit_compile or FLAGS.mixed_precision:
@@ -156,6 +164,11 @@ def load_model():
     from menet_tf.derainer import Derainer
 
     try:
+        if FLAGS.model == "auto":
+            from menet_tf.auto import AutoDerainer
+
+            return AutoDerainer.load(mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+                                     tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, rain_scale=FLAGS.rain_scale)
         return Derainer.load(model_dir=FLAGS.model_dir, saved_model=FLAGS.saved_model,
                              mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
                              tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, rain_scale=FLAGS.rain_scale)
@@ -199,6 +212,9 @@ def derain_one_photo(derainer, path: str, stem: str, index: int) -> None:
 
     derained = derainer.derain(rainy, progress=lambda done, total: bar.update(done),
                                after_tiles=compare if FLAGS.compare_whole else None)
+    if getattr(derainer, "last_choice", None):
+        print(f"  auto: {derainer.last_choice} (the heavy model removes {derainer.last_amount:.1f} grey levels on "
+              "average)", flush=True)
     during = lambda: crash_point("derain_during_write", index - 1)  # noqa: E731 - crash tests only
     write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained, before_rename=during)
     if FLAGS.side_by_side:

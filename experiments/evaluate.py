@@ -52,8 +52,8 @@ flags.DEFINE_string("rainy_glob", None, "glob of the rainy images, relative to -
 flags.DEFINE_string("clean_glob", None, "glob of the clean images, relative to --data_dir (with --rainy_glob)")
 flags.DEFINE_enum("protocol", "both", ["paper", "standard", "both"], "evaluation protocol(s), spec section 7")
 flags.DEFINE_string("model", "net", "net: the model of --model_dir or --saved_model; identity: score the "
-                    "rainy input itself (the 'Input' row); any other value: a shipped model by name "
-                    "(menet_tf.pretrained.names())")
+                    "rainy input itself (the 'Input' row); auto: the light or the heavy shipped model, chosen per "
+                    "image (menet_tf.auto); any other value: a shipped model by name (menet_tf.pretrained.names())")
 flags.DEFINE_string("model_dir", None, "trained model directory (config.json + net.weights.h5)")
 flags.DEFINE_string("saved_model", None, "a SavedModel written by experiments.export (serve signature)")
 flags.DEFINE_string("output_dir", None, "where the CSVs, summary.json and images go (with --compare: the "
@@ -123,13 +123,22 @@ def _check_eval_flags() -> str:
         fail(f"--data_dir={FLAGS.data_dir}: no such directory")
     if (FLAGS.rainy_glob is None) != (FLAGS.clean_glob is None):
         fail("--rainy_glob and --clean_glob must be given together")
-    shipped = FLAGS.model not in ("net", "identity")
+    shipped = FLAGS.model not in ("net", "identity", "auto")
     sources = [f for f, on in (("--model_dir", FLAGS.model_dir), ("--saved_model", FLAGS.saved_model),
                                (f"--model={FLAGS.model}", FLAGS.model != "net")) if on]
     if len(sources) != 1:
         fail(f"give exactly one of --model_dir, --saved_model, --model=NAME and --model=identity (got "
              f"{' and '.join(sources) if sources else 'none'})")
     default_out = None
+    if FLAGS.model == "auto":
+        from experiments.evaluation import dataset_name
+        from menet_tf import auto
+
+        try:
+            auto.rule()
+        except ValueError as e:
+            fail(f"--model=auto: {e}")
+        default_out = f"auto_eval_{dataset_name(FLAGS.data_dir)}"
     if shipped:  # a shipped model is a model directory inside the package (read-only: results go to cwd)
         from experiments.evaluation import dataset_name
         from menet_tf import pretrained
@@ -200,16 +209,27 @@ def run_evaluation() -> None:
     from menet_tf.imageio import ImageError
 
     try:
-        predict, multiple, default_name = evaluation.load_predictor(
-            model_dir=FLAGS.model_dir, saved_model=FLAGS.saved_model, identity=FLAGS.model == "identity",
-            jit_compile=FLAGS.jit_compile)
+        if FLAGS.model == "auto":  # per image: the rule of menet_tf.auto picks the light or the heavy model
+            import numpy as np
+
+            from menet_tf.auto import AutoDerainer
+
+            auto_derainer, multiple, default_name = AutoDerainer.load(jit_compile=FLAGS.jit_compile), 1, "auto"
+
+            def predict(images):
+                batch = np.clip(np.round(np.asarray(images)), 0, 255).astype(np.uint8)
+                return np.stack([auto_derainer.derain(x) for x in batch]).astype(np.float32)
+        else:
+            predict, multiple, default_name = evaluation.load_predictor(
+                model_dir=FLAGS.model_dir, saved_model=FLAGS.saved_model, identity=FLAGS.model == "identity",
+                jit_compile=FLAGS.jit_compile)
     except (ValueError, OSError) as e:
         fail(e)
     extra = {k: os.path.abspath(v) for k, v in (("model_dir", FLAGS.model_dir), ("saved_model", FLAGS.saved_model)) if v}
     try:
         summary = evaluation.evaluate_model(
             predict, FLAGS.data_dir, protocols=FLAGS.protocol, output_dir=output_dir,
-            name=FLAGS.name or (default_name if FLAGS.model in ("net", "identity") else FLAGS.model), crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
+            name=FLAGS.name or (default_name if FLAGS.model in ("net", "identity", "auto") else FLAGS.model), crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
             save_images=FLAGS.save_images, multiple=multiple, rainy_glob=FLAGS.rainy_glob,
             clean_glob=FLAGS.clean_glob, skip_bad_pairs=FLAGS.skip_bad_pairs, progress=FLAGS.progress,
             extra=extra, rain_free=FLAGS.rain_free)

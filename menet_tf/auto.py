@@ -1,0 +1,124 @@
+"""``--model=auto``: one shipped model for light rain, one for heavy rain, and a measured rule that picks one
+per photo.
+
+The rule: de-rain with the heavy-rain model and measure how much it took away, the mean over the photo
+of the luma it removed (:func:`rain_amount`, grey levels; rain only brightens, so only what got darker
+counts). Above the threshold the photo has heavy rain and keeps that output; below it, the light-rain
+model de-rains it (light rain and photos without rain). The pair and the threshold are in
+``menet_tf/pretrained/auto.json``, with the training pairs the threshold was fitted on
+(``experiments.fit_auto``; never a test set) and how often it chose right on held-out sets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+__all__ = ["AUTO", "AUTO_FILE", "AutoDerainer", "AutoRule", "best_threshold", "rain_amount", "rule"]
+
+AUTO = "auto"
+AUTO_FILE = "auto.json"
+
+
+def rain_amount(rainy, derained) -> float:
+    """Mean over the image of max(0, luma(rainy) - luma(derained)), grey levels 0..255 (BT.601 luma)."""
+    w = np.array([0.299, 0.587, 0.114], np.float32)
+    diff = np.asarray(rainy, np.float32) @ w - np.asarray(derained, np.float32) @ w
+    return float(np.maximum(diff, 0.0).mean())
+
+
+def best_threshold(light, heavy) -> tuple[float, int]:
+    """(threshold, errors) fitted on training amounts: the midpoint of the gap between sorted amounts that
+    puts the fewest training images on the wrong side (light above it, heavy at or below it); among equals,
+    the widest gap (experiments.fit_auto)."""
+    values = np.sort(np.concatenate([np.asarray(light, float), np.asarray(heavy, float)]))
+    best = None
+    for lo, hi in zip(values[:-1], values[1:]):
+        if hi <= lo:
+            continue
+        t = (lo + hi) / 2
+        errors = int((np.asarray(light) > t).sum() + (np.asarray(heavy) <= t).sum())
+        key = (errors, -(hi - lo))
+        if best is None or key < best[0]:
+            best = (key, t, errors)
+    if best is None:
+        raise ValueError("need at least two different amounts to fit a threshold")
+    return float(best[1]), best[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoRule:
+    light: str
+    heavy: str
+    threshold: float
+    card: dict
+
+    def is_heavy(self, amount: float) -> bool:
+        return amount > self.threshold
+
+
+def rule(path: str | None = None) -> AutoRule:
+    """The shipped rule (``menet_tf/pretrained/auto.json``); ValueError naming the file when absent or bad."""
+    from menet_tf import pretrained
+
+    path = path or os.path.join(pretrained.PRETRAINED_DIR, AUTO_FILE)
+    try:
+        with open(path) as f:
+            card = json.load(f)
+        r = AutoRule(card["light"], card["heavy"], float(card["threshold"]), card)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: no usable auto rule ({e})") from None
+    for name in (r.light, r.heavy):
+        if name not in pretrained.names():
+            raise ValueError(f"{path}: names {name!r}, which is not a shipped model")
+    return r
+
+
+class AutoDerainer:
+    """The :class:`menet_tf.derainer.Derainer` interface over the two models of a rule: ``derain`` picks per
+    image, ``derain_batch`` per batch (by the batch's mean amount, so a video's frames are not split
+    between the two within a batch). ``last_choice`` says what the last call picked."""
+
+    def __init__(self, light, heavy, auto_rule: AutoRule):
+        self.light, self.heavy, self.rule = light, heavy, auto_rule
+        self.last_choice: str | None = None
+        self.last_amount: float | None = None
+        self.description = (f"auto: {auto_rule.light} or, for heavy rain (the heavy model removes more than "
+                            f"{auto_rule.threshold:.1f} grey levels on average), {auto_rule.heavy}")
+
+    @classmethod
+    def load(cls, auto_rule: AutoRule | None = None, **options) -> "AutoDerainer":
+        from menet_tf import pretrained
+        from menet_tf.derainer import Derainer
+
+        auto_rule = auto_rule or rule()
+        return cls(Derainer.load(model_dir=pretrained.model_dir(auto_rule.light), **options),
+                   Derainer.load(model_dir=pretrained.model_dir(auto_rule.heavy), **options), auto_rule)
+
+    # the parts of the Derainer interface that describe the run are the light model's (the two are alike)
+    def __getattr__(self, name):
+        if name in ("tile", "overlap", "multiple", "radius", "channel_attention", "two_pass", "rain_scale",
+                    "tiling_text", "plan", "run_whole", "scale_for"):
+            return getattr(self.light, name)
+        raise AttributeError(name)
+
+    def derain(self, rainy, progress=None, exact_float=False, after_tiles=None):
+        heavy = self.heavy.derain(rainy, progress=progress)
+        self.last_amount = rain_amount(rainy, heavy)
+        if self.rule.is_heavy(self.last_amount):
+            self.last_choice = self.rule.heavy
+            return heavy.astype(np.float32) if exact_float else heavy
+        self.last_choice = self.rule.light
+        return self.light.derain(rainy, progress=progress, exact_float=exact_float, after_tiles=after_tiles)
+
+    def derain_batch(self, frames):
+        heavy = self.heavy.derain_batch(frames)
+        self.last_amount = float(np.mean([rain_amount(f, h) for f, h in zip(frames, heavy)]))
+        if self.rule.is_heavy(self.last_amount):
+            self.last_choice = self.rule.heavy
+            return heavy
+        self.last_choice = self.rule.light
+        return self.light.derain_batch(frames)

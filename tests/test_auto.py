@@ -1,0 +1,54 @@
+"""menet_tf.auto (--model=auto): the rain amount against numpy, the rule's choice on both sides of its
+threshold (outputs equal to the chosen model's own), and the threshold fit of experiments.fit_auto."""
+
+import json
+
+import numpy as np
+import pytest
+
+from menet_tf import auto, pretrained
+
+
+def test_rain_amount_is_the_mean_luma_removed():
+    rng = np.random.default_rng(0)
+    rainy = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    derained = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    y = lambda a: 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]  # noqa: E731
+    want = np.maximum(y(rainy.astype(float)) - y(derained.astype(float)), 0).mean()
+    assert auto.rain_amount(rainy, derained) == pytest.approx(want, rel=1e-5)
+    assert auto.rain_amount(rainy, rainy) == 0.0
+    assert auto.rain_amount(derained * 0, derained) == 0.0  # getting brighter is not rain removed
+
+
+def test_the_rule_picks_the_heavy_output_above_the_threshold_and_the_light_model_below(tmp_path):
+    light, heavy = "menet-lb-rain100l", "menet-lb-heavy"
+    from menet_tf import synthesis
+    from menet_tf.derainer import Derainer
+
+    clean = np.random.default_rng(1).integers(40, 200, (64, 80, 3), dtype=np.uint8)
+    rainy = synthesis.add_rain(clean, "heavy", np.random.default_rng(2))
+    d_light = Derainer.load(model_dir=pretrained.model_dir(light))
+    d_heavy = Derainer.load(model_dir=pretrained.model_dir(heavy))
+    amount = auto.rain_amount(rainy, d_heavy.derain(rainy))
+    assert amount > 1.0
+    for threshold, chosen, want in ((amount - 0.5, heavy, d_heavy.derain(rainy)),
+                                    (amount + 0.5, light, d_light.derain(rainy))):
+        path = tmp_path / "auto.json"
+        path.write_text(json.dumps({"light": light, "heavy": heavy, "threshold": threshold}))
+        a = auto.AutoDerainer(d_light, d_heavy, auto.rule(str(path)))
+        np.testing.assert_array_equal(a.derain(rainy), want)
+        assert a.last_choice == chosen and a.last_amount == pytest.approx(amount)
+        batch = np.stack([rainy, rainy])
+        np.testing.assert_array_equal(a.derain_batch(batch)[1], (d_heavy if chosen == heavy else d_light).derain_batch(batch)[1])
+    (tmp_path / "bad.json").write_text(json.dumps({"light": "nope", "heavy": heavy, "threshold": 1}))
+    with pytest.raises(ValueError, match="'nope', which is not a shipped model"):
+        auto.rule(str(tmp_path / "bad.json"))
+
+
+def test_fit_threshold_separates_and_prefers_the_widest_gap():
+    from menet_tf.auto import best_threshold
+
+    t, errors = best_threshold([1.0, 2.0, 3.0], [10.0, 12.0])
+    assert errors == 0 and t == pytest.approx(6.5)
+    t, errors = best_threshold([1.0, 2.0, 11.0], [10.0, 12.0, 13.0])  # one light image among the heavy ones
+    assert errors == 1 and 2.0 < t < 10.0

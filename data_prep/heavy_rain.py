@@ -40,10 +40,14 @@ import time
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("make", None, ["train", "test"], "What to make: the training set or the held-out heavy test set.")
-flags.DEFINE_string("shared", "../shared/data", "The shared data folder (Rain100L, RainTrainH_sample, BSDS500_test).")
-flags.DEFINE_string("out", None, "Output folder (created; must not hold a finished set of another kind).")
-flags.mark_flags_as_required(["make", "out"])
+
+
+def _define_flags() -> None:  # at run time only: tests import this module beside other tools' flags
+    flags.DEFINE_enum("make", None, ["train", "test"], "What to make: the training set or the held-out heavy test set.")
+    flags.DEFINE_string("shared", "../shared/data", "The shared data folder (Rain100L, RainTrainH_sample, BSDS500_test).")
+    flags.DEFINE_string("out", None, "Output folder (created).")
+    flags.mark_flags_as_required(["make", "out"])
+
 
 RAINTRAINH_TRAIN_PAIRS = tuple(range(2, 10)) + tuple(range(11, 16))  # 1 and 10 are Rain100H test pairs
 HELD_OUT_PAIRS = tuple(range(16, 21))
@@ -170,4 +174,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -53,8 +53,9 @@ def main(argv):
     from menet_tf import pretrained
     from menet_tf.webapp.server import AppConfig, create_app
 
-    if FLAGS.model is not None and FLAGS.model not in pretrained.names():
-        cliutil.usage_error(PROG, f"--model={FLAGS.model}: unknown model; shipped models: {', '.join(pretrained.names())}")
+    known = pretrained.names() + ["auto"]
+    if FLAGS.model is not None and FLAGS.model not in known:
+        cliutil.usage_error(PROG, f"--model={FLAGS.model}: unknown model; shipped models: {', '.join(known)}")
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in FLAGS.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

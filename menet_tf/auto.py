@@ -100,10 +100,18 @@ class AutoDerainer:
 
     # the parts of the Derainer interface that describe the run are the light model's (the two are alike)
     def __getattr__(self, name):
-        if name in ("tile", "overlap", "multiple", "radius", "channel_attention", "two_pass", "rain_scale",
+        if name in ("tile", "overlap", "multiple", "radius", "channel_attention", "two_pass",
                     "tiling_text", "plan", "run_whole", "scale_for"):
             return getattr(self.light, name)
         raise AttributeError(name)
+
+    @property
+    def rain_scale(self) -> str:
+        return self.light.rain_scale
+
+    @rain_scale.setter
+    def rain_scale(self, value) -> None:  # both models run at the same rain scale
+        self.light.rain_scale = self.heavy.rain_scale = str(value)
 
     def derain(self, rainy, progress=None, exact_float=False, after_tiles=None):
         heavy = self.heavy.derain(rainy, progress=progress)

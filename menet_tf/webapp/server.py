@@ -100,8 +100,8 @@ class JobStore:
 
         self.config = config
         self.default_model = config.default_model or pretrained.DEFAULT
-        if self.default_model not in pretrained.names():
-            raise ValueError(f"unknown model {self.default_model!r}; shipped models: {', '.join(pretrained.names())}")
+        if self.default_model not in self.model_names():
+            raise ValueError(f"unknown model {self.default_model!r}; shipped models: {', '.join(self.model_names())}")
         self.root = tempfile.mkdtemp(prefix="menet-app-")
         self.jobs: dict[str, Job] = {}
         self.order: list[str] = []  # queued job ids, oldest first
@@ -118,24 +118,43 @@ class JobStore:
         with self.load_lock:
             if key not in self.derainers:
                 from menet_tf import pretrained
+                from menet_tf.auto import AUTO, AutoDerainer
                 from menet_tf.derainer import Derainer
 
-                self.derainers[key] = Derainer.load(model_dir=pretrained.model_dir(model),
-                                                    mixed_precision=precision == "bfloat16", tile=self.config.tile)
+                options = dict(mixed_precision=precision == "bfloat16", tile=self.config.tile)
+                self.derainers[key] = (AutoDerainer.load(**options) if model == AUTO
+                                       else Derainer.load(model_dir=pretrained.model_dir(model), **options))
             return self.derainers[key]
 
     def models(self) -> list[dict]:
         from menet_tf import pretrained
 
-        return [{"name": n, "summary": pretrained.card(n)["summary"], "default": n == self.default_model}
-                for n in pretrained.names()]
+        models = [{"name": n, "summary": pretrained.card(n)["summary"], "default": n == self.default_model}
+                  for n in pretrained.names()]
+        if self._auto_rule() is not None:
+            r = self._auto_rule()
+            models.append({"name": "auto", "default": self.default_model == "auto",
+                           "summary": f"{r.light}, or {r.heavy} when the photo has heavy rain (a measured rule, menet_tf.auto)"})
+        return models
+
+    @staticmethod
+    def _auto_rule():
+        from menet_tf import auto
+
+        try:
+            return auto.rule()
+        except ValueError:
+            return None
+
+    def model_names(self) -> list[str]:
+        from menet_tf import pretrained
+
+        return pretrained.names() + (["auto"] if self._auto_rule() is not None else [])
 
     # -- jobs -----------------------------------------------------------------------------------------
 
     def check_options(self, model: str, rain_scale: str, precision: str) -> None:
-        from menet_tf import pretrained
-
-        if model not in pretrained.names():
+        if model not in self.model_names():
             raise HTTPError(400, f"unknown model {model!r}")
         if precision not in PRECISIONS:
             raise HTTPError(400, f"precision must be one of {', '.join(PRECISIONS)}")

@@ -101,23 +101,30 @@ def main(argv):
         print(f"not processed: {path}: {reason}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     labels = [f"{m} @ {sc}" for m in models for sc in FLAGS.rain_scales] + [label for label, _ in extras]
-    removed_sum = np.zeros(len(labels))
+    removed_all = []
     for path in paths:
         rainy = read_image(path, exif_transpose=True)
         h, w = rainy.shape[:2]
         auto = inference.auto_rain_scale(h, w)
         scales = [auto if sc == "auto" else float(sc) for sc in FLAGS.rain_scales]
         panels = [rainy] + [inference.derain_at_scale(d, rainy, sc) for d in derains for sc in scales]
-        panels += [cliutil.extra_output(folder, path, rainy.shape).astype(np.float32) for _, folder in extras]
+        missing = []
+        for label, folder in extras:
+            try:
+                panels.append(cliutil.extra_output(folder, path, rainy.shape).astype(np.float32))
+            except ValueError as e:  # e.g. a photo the other tool did not process: a grey panel, not measured
+                print(f"note: {label}: {e}", flush=True)
+                panels.append(np.full(rainy.shape, 128.0, np.float32))
+                missing.append(len(panels) - 2)
         if FLAGS.crop:
             panels = [centre_crop(p, FLAGS.crop) for p in panels]
         # streak energy removed (menet_tf.streaks), on the panels shown (--crop) or the central 1024 px
         measured = [p if FLAGS.crop else centre_crop(p, 1024) for p in panels]
         small = min(measured[0].shape[:2]) < 64  # too small to measure streaks on (menet_tf.streaks)
         reference = None if small else streaks.streak_energy(measured[0])
-        removed = [float("nan") if small else streaks.fraction_removed(measured[0], p, reference=reference)
-                   for p in measured[1:]]
-        removed_sum += removed
+        removed = [float("nan") if small or k in missing else streaks.fraction_removed(measured[0], p, reference=reference)
+                   for k, p in enumerate(measured[1:])]
+        removed_all.append(removed)
         strip = np.concatenate([np.clip(np.round(p), 0, 255).astype(np.uint8) for p in panels], axis=1)
         page = Image.fromarray(strip)
         if not FLAGS.crop:
@@ -129,8 +136,11 @@ def main(argv):
         print(f"{out}: {w}x{h}, auto rain scale {auto:.2f}, {len(panels)} panels, {len(blob) / 1000:.0f} KB; "
               f"streak energy removed: {', '.join(f'{r:.0%}' for r in removed)}", flush=True)
     if paths:
-        print("mean streak energy removed over the photos (menet_tf.streaks): "
-              + ", ".join(f"{label} {removed_sum[k] / len(paths):.1%}" for k, label in enumerate(labels)), flush=True)
+        table = np.array(removed_all, dtype=float)
+        both = ~np.isnan(table).any(axis=1)  # the photos every panel was measured on
+        print(f"mean streak energy removed over the {int(both.sum())} photos measured for every panel "
+              "(menet_tf.streaks): " + ", ".join(f"{label} {table[both, k].mean():.1%}" for k, label in enumerate(labels)),
+              flush=True)
 
 
 def console():

@@ -62,7 +62,7 @@ def test_gallery_writes_three_panel_jpegs_within_the_size_bound(tmp_path):
     assert np.abs(page[:, :120] - photo[190:310, 490:610]).mean() < 4  # JPEG of per-pixel noise: ~2.4
     assert np.abs(page[:, :120] - photo[180:300, 480:600]).mean() > 20  # not a window 10 px off
     # the streak energy removed, per photo and on average (menet_tf.streaks, on the panels shown)
-    assert "streak energy removed: " in r.stdout and "mean streak energy removed over the photos" in r.stdout
+    assert "streak energy removed: " in r.stdout and "mean streak energy removed over the " in r.stdout
 
 
 def test_rain_scale_study_at_scale_one_matches_as_is(tmp_path):
@@ -143,7 +143,8 @@ def test_extra_dirs_rank_and_show_another_tools_outputs(tmp_path):
     assert got["as is"]["psnr"] == pytest.approx(np.mean([metrics.psnr(a, b) for a, b in data]))
     r = _run("experiments.gallery", f"--input={folder}", f"--output_dir={tmp_path / 'g'}", "--rain_scales=1",
              "--crop=64", f"--extra_dirs=as is={nothing}")
-    assert r.returncode != 0 and "norain-1.png" in (r.stdout + r.stderr)  # the clean images have no output there
+    # the clean images have no output in that folder: a grey panel, said so, and not measured
+    assert r.returncode == 0 and "note: as is: " in r.stdout and "norain-1.png: no such file" in r.stdout
     photos = tmp_path / "photos"
     photos.mkdir()
     for k in (1, 2):

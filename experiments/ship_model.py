@@ -156,16 +156,18 @@ def _label_dirs(flag: str) -> dict:
 
 
 def measure(model_dir: str, tests: dict, rain_free: dict, name: str) -> list:
-    """Card score entries: both protocols on every test set, then on every rain-free set."""
+    """Card score entries: both protocols on every test set, then the standard protocol on every rain-free
+    set (whole photos: what a user's photo goes through; ten crops per image would add nothing there)."""
     from experiments import evaluation
 
     predict, multiple, _ = evaluation.load_predictor(model_dir=model_dir)
     scores = []
     for sets, free in ((tests, False), (rain_free, True)):
         for label, folder in sets.items():
-            summary = evaluation.evaluate_model(predict, folder, protocols="both", name=name, save_images=0,
+            protocols = ("standard",) if free else ("standard", "paper")
+            summary = evaluation.evaluate_model(predict, folder, protocols=protocols, name=name, save_images=0,
                                                 multiple=multiple, rain_free=free)
-            for protocol in ("standard", "paper"):
+            for protocol in protocols:
                 entry = summary["protocols"][protocol]
                 scores.append({"test_set": label, "folder": folder, "protocol": protocol,
                                "num_images": entry["num_images"], "psnr": entry["psnr"], "ssim": entry["ssim"]}
@@ -219,7 +221,7 @@ def add_scores() -> None:
         print(f"note: the training data {config['data_dir']} is not here: disjointness from it not checked "
               "(the card's training data text says what it was)", flush=True)
     new = measure(target, tests, free, FLAGS.name)
-    key = lambda s: (s["test_set"], s["protocol"], bool(s.get("rain_free")))  # noqa: E731
+    key = lambda s: (s["test_set"], bool(s.get("rain_free")))  # noqa: E731 - a set's scores are replaced whole
     replaced = {key(s) for s in new}
     card["scores"] = [s for s in card["scores"] if key(s) not in replaced] + new
     _rewrite(target, card)

@@ -18,7 +18,7 @@ python -m experiments.train --flagfile=experiments/table1/lp_le_lt_lb_ca.flags -
 python -m experiments.ship_model --model_dir=runs/menet_lb_downpour --name=menet-lb-downpour \
     --summary="MENET-LB (8 residual blocks + channel attention) for heavy rain: RainTrainH's rain moved onto BSDS500 photos and Rain100L backgrounds at 1-3x, turned and doubled, with the light data of the default" \
     --training_data_file=docs/model_cards/menet-lb-downpour_data.md --commands_file=docs/model_cards/menet-lb-downpour_commands.sh \
-    --train_wall_time_s=WALL \
+    --train_wall_time_s=6345 \
     --license_note="Trained on BSDS500 photos (research use) and on Rain100L and RainTrainH and their rain (research data sets distributed by their authors for research use); use these weights under the same terms." \
     --test_dirs="Held-out heavy rain (data_prep.heavy_rain --make=test)=runs/heavy_test,Rain100L test half (pairs 1-50)=runs/rain100l_half/test" \
     --rain_free_dirs="Rain100L test half (pairs 1-50)=runs/rain100l_half/test"

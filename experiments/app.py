@@ -73,6 +73,7 @@ def main(argv):
         print("note: listening on every network interface: anyone who can reach this machine can use the page",
               flush=True)
         shown = "127.0.0.1"
+    print(f"uploads and results go to {application.state.store.root} (removed when the server stops)", flush=True)
     print(f"menet-app: open http://{shown}:{port}/  (model {application.state.store.default_model}; Ctrl-C stops)",
           flush=True)
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False))

@@ -28,6 +28,20 @@ def _photos(folder, sizes):
         Image.fromarray(synthesis.add_rain(clean, "light", rng)).save(folder / f"p{k}.png")
 
 
+def _pairs(folder, seed, n=2):
+    """n (rainy, clean) pairs of light rain written as rain-K.png / norain-K.png into a new ``folder``."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    data = []
+    for k in range(1, n + 1):
+        clean = np.clip(rng.normal(120, 30, (96, 128, 3)), 0, 255).astype(np.uint8)
+        rainy = synthesis.add_rain(clean, "light", rng)
+        Image.fromarray(clean).save(folder / f"norain-{k}.png")
+        Image.fromarray(rainy).save(folder / f"rain-{k}.png")
+        data.append((rainy, clean))
+    return data
+
+
 def test_gallery_writes_three_panel_jpegs_within_the_size_bound(tmp_path):
     _photos(tmp_path / "in", [(300, 200), (1100, 500)])  # the second is larger than one 1024 px tile
     (tmp_path / "in" / "notes.txt").write_text("x")
@@ -88,15 +102,7 @@ def test_streak_check_ranks_models_against_ground_truth(tmp_path):
     from menet_tf.model import load_net
 
     folder = tmp_path / "pairs"
-    folder.mkdir()
-    rng = np.random.default_rng(3)
-    data = []
-    for k in range(1, 3):
-        clean = np.clip(rng.normal(120, 30, (96, 128, 3)), 0, 255).astype(np.uint8)
-        rainy = synthesis.add_rain(clean, "light", rng)
-        Image.fromarray(clean).save(folder / f"norain-{k}.png")
-        Image.fromarray(rainy).save(folder / f"rain-{k}.png")
-        data.append((rainy, clean))
+    data = _pairs(folder, seed=3)
     d = pretrained.model_dir(pretrained.DEFAULT)
     r = _run("experiments.streak_check", f"--data_dir={folder}", f"--models={pretrained.DEFAULT},{d}")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -122,17 +128,11 @@ def test_extra_dirs_rank_and_show_another_tools_outputs(tmp_path):
     from menet_tf import metrics, pretrained, streaks
 
     folder, perfect, nothing = tmp_path / "pairs", tmp_path / "perfect", tmp_path / "nothing"
-    for f in (folder, perfect, nothing):
+    data = _pairs(folder, seed=4)
+    for f, side in ((perfect, 1), (nothing, 0)):  # outputs named after the rainy images: clean ones, rainy ones
         f.mkdir()
-    rng = np.random.default_rng(4)
-    data = []
-    for k in range(1, 3):
-        clean = np.clip(rng.normal(120, 30, (96, 128, 3)), 0, 255).astype(np.uint8)
-        rainy = synthesis.add_rain(clean, "light", rng)
-        for f, a, name in ((folder, clean, f"norain-{k}"), (folder, rainy, f"rain-{k}"), (perfect, clean, f"rain-{k}"),
-                           (nothing, rainy, f"rain-{k}")):
-            Image.fromarray(a).save(f / f"{name}.png")
-        data.append((rainy, clean))
+        for k, pair in enumerate(data, 1):
+            Image.fromarray(pair[side]).save(f / f"rain-{k}.png")
     r = _run("experiments.streak_check", f"--data_dir={folder}", f"--models={pretrained.DEFAULT}",
              f"--extra_dirs=clean={perfect},as is={nothing}")
     assert r.returncode == 0, r.stderr[-3000:]

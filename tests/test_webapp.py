@@ -183,8 +183,11 @@ def test_eight_requests_at_once_finish_with_memory_bounded():
 
         names = zipfile.ZipFile(io.BytesIO(raw)).namelist()
         assert status == 200 and len(names) == 8 and len(set(names)) == 8
+        folder = re.search(r"uploads and results go to (\S+) ", "".join(server.lines)).group(1)
+        assert len(os.listdir(folder)) == 9  # one folder per job, under random names
     finally:
         server.stop()
+    assert not os.path.exists(folder)  # the temporary folder is removed when the server stops
 
 
 def _chromium():

@@ -46,6 +46,8 @@ flags.DEFINE_list("test_dirs", None, "held-out paired test sets as 'label=folder
                   "the last '=')")
 flags.DEFINE_list("rain_free_dirs", None, "rain-free sets as 'label=folder' (paired folders whose *clean* images "
                   "are scored as input and target: the do-no-harm score, experiments.evaluate --rain_free)")
+flags.DEFINE_list("test_protocols", ["standard", "paper"], "protocols measured on the --test_dirs sets (the "
+                  "rain-free sets: standard only)")
 flags.DEFINE_bool("add_scores", False, "measure --test_dirs / --rain_free_dirs on an already shipped model's "
                   "weights and add the scores to its card (a score of the same test set and protocol is "
                   "replaced); texts and weights unchanged")
@@ -164,7 +166,7 @@ def measure(model_dir: str, tests: dict, rain_free: dict, name: str) -> list:
     scores = []
     for sets, free in ((tests, False), (rain_free, True)):
         for label, folder in sets.items():
-            protocols = ("standard",) if free else ("standard", "paper")
+            protocols = ("standard",) if free else tuple(FLAGS.test_protocols)
             summary = evaluation.evaluate_model(predict, folder, protocols=protocols, name=name, save_images=0,
                                                 multiple=multiple, rain_free=free)
             for protocol in protocols:
@@ -209,6 +211,8 @@ def add_scores() -> None:
                          "training_data_file", "commands_file") if FLAGS[f].present]
     if given:
         usage_error(f"--add_scores keeps everything but the scores: leave out --{', --'.join(given)}")
+    if not set(FLAGS.test_protocols) <= {"standard", "paper"} or not FLAGS.test_protocols:
+        usage_error(f"--test_protocols={','.join(FLAGS.test_protocols)}: give standard and/or paper")
     tests, free = _label_dirs("test_dirs"), _label_dirs("rain_free_dirs")
     if not tests and not free:
         usage_error("--add_scores: give --test_dirs and/or --rain_free_dirs")

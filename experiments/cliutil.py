@@ -57,17 +57,23 @@ def resolve_models(prog: str, models) -> list[str]:
     return [resolve(m) for m in models]
 
 
-def extra_dirs(prog: str, items) -> list[tuple[str, str]]:
-    """``--extra_dirs=LABEL=FOLDER,...``: folders of outputs another tool de-rained (e.g.
-    experiments.prenet_peer), one ``<input stem>.png`` per input, shown beside the models. A bad item or a
-    missing folder: one line, exit status 2."""
+def label_dirs(prog: str, flag: str, items) -> list[tuple[str, str]]:
+    """A list flag of ``LABEL=FOLDER`` items (split at the last ``=``: a label may hold one, a folder rarely
+    does) as (label, folder) pairs; an item without a label or an existing folder: one line naming
+    ``--flag``, exit status 2."""
     out = []
     for item in items or []:
         label, sep, folder = item.rpartition("=")
         if not sep or not label.strip() or not os.path.isdir(folder):
-            usage_error(prog, f"--extra_dirs: {item!r} is not 'label=existing folder'")
+            usage_error(prog, f"--{flag}: {item!r} is not 'label=existing folder'")
         out.append((label.strip(), folder))
     return out
+
+
+def extra_dirs(prog: str, items) -> list[tuple[str, str]]:
+    """``--extra_dirs=LABEL=FOLDER,...``: folders of outputs another tool de-rained (e.g.
+    experiments.prenet_peer), one ``<input stem>.png`` per input, shown beside the models (:func:`label_dirs`)."""
+    return label_dirs(prog, "extra_dirs", items)
 
 
 def extra_output(folder: str, input_path: str, shape) -> "np.ndarray":

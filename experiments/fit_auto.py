@@ -52,11 +52,17 @@ def main(argv):
     heavy = Derainer.load(model_dir=pretrained.model_dir(FLAGS.heavy))
 
     def amounts(folder, clean=False, limit=None):
-        pairs = find_pairs(folder)[:limit]
+        try:
+            pairs = find_pairs(folder)[:limit]
+        except ValueError as e:  # DataError names the folder and its problems
+            raise SystemExit(f"error: {e}") from None
         bar = progress_bar(len(pairs), unit_name="image")
         out = []
         for k, (r, c) in enumerate(pairs, 1):
-            image = read_image(c if clean else r)
+            try:
+                image = read_image(c if clean else r)
+            except ValueError as e:  # ImageError names the file
+                raise SystemExit(f"error: {e}") from None
             out.append(rain_amount(image, heavy.derain(image)))
             bar.update(k)
         return out

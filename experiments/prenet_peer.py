@@ -124,8 +124,11 @@ def main(argv):
     if FLAGS.test_dir is not None:
         from experiments import evaluation
 
-        summary = evaluation.evaluate_model(predict, FLAGS.test_dir, protocols="standard", output_dir=FLAGS.output_dir,
-                                            name=label, save_images=0, multiple=1, rain_free=FLAGS.rain_free)
+        try:
+            summary = evaluation.evaluate_model(predict, FLAGS.test_dir, protocols="standard", output_dir=FLAGS.output_dir,
+                                                name=label, save_images=0, multiple=1, rain_free=FLAGS.rain_free)
+        except ValueError as e:  # DataError, ImageError: they name the folder or the file
+            raise SystemExit(f"error: {e}") from None
         for line in evaluation.format_summary(summary):
             print(line)
         print(json.dumps(summary), flush=True)

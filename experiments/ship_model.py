@@ -148,13 +148,7 @@ def _write_model(target: str, source: str, card: dict) -> None:
 
 
 def _label_dirs(flag: str) -> dict:
-    out = {}
-    for item in getattr(FLAGS, flag) or []:
-        label, sep, folder = item.rpartition("=")  # the label may hold '=' (a command), a folder rarely does
-        if not sep or not os.path.isdir(folder):
-            usage_error(f"--{flag}: {item!r} is not 'label=existing folder'")
-        out[label.strip()] = folder
-    return out
+    return dict(cliutil.label_dirs(PROG, flag, getattr(FLAGS, flag)))
 
 
 def measure(model_dir: str, tests: dict, rain_free: dict, name: str) -> list:

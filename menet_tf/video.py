@@ -257,12 +257,11 @@ def derain_video(src: str, dst: str, derain_batch: Callable[[np.ndarray], np.nda
         raise ValueError("nothing to write: write_main=False and no side_by_side_dst")
     container = _open(av, src)
     start = time.perf_counter()
-    stack = []
+    stack, outputs = [], []
     try:
         vin = _video_stream(container, src)
         vin.thread_type = "AUTO"
         others = [s for s in container.streams if s.type in ("audio", "subtitle")]
-        outputs = []
         for path, sbs in targets:
             cm = atomic_path(path)
             tmp = cm.__enter__()
@@ -316,7 +315,7 @@ def derain_video(src: str, dst: str, derain_batch: Callable[[np.ndarray], np.nda
         for out in outputs:
             out.close()
     except BaseException as e:
-        for out in outputs if "outputs" in locals() else []:
+        for out in outputs:
             try:
                 out.container.close()
             except Exception:  # noqa: BLE001 - the file is removed next; its state does not matter

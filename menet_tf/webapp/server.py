@@ -99,6 +99,7 @@ class JobStore:
         from menet_tf import pretrained
 
         self.config = config
+        self.auto_rule = self._auto_rule()  # menet_tf/pretrained/auto.json, read once (None: no auto model)
         self.default_model = config.default_model or pretrained.DEFAULT
         if self.default_model not in self.model_names():
             raise ValueError(f"unknown model {self.default_model!r}; shipped models: {', '.join(self.model_names())}")
@@ -131,8 +132,8 @@ class JobStore:
 
         models = [{"name": n, "summary": pretrained.card(n)["summary"], "default": n == self.default_model}
                   for n in pretrained.names()]
-        if self._auto_rule() is not None:
-            r = self._auto_rule()
+        if self.auto_rule is not None:
+            r = self.auto_rule
             models.append({"name": "auto", "default": self.default_model == "auto",
                            "summary": f"{r.light}, or {r.heavy} when the photo has heavy rain (a measured rule, menet_tf.auto)"})
         return models
@@ -149,7 +150,7 @@ class JobStore:
     def model_names(self) -> list[str]:
         from menet_tf import pretrained
 
-        return pretrained.names() + (["auto"] if self._auto_rule() is not None else [])
+        return pretrained.names() + (["auto"] if self.auto_rule is not None else [])
 
     # -- jobs -----------------------------------------------------------------------------------------
 

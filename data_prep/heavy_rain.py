@@ -2,6 +2,7 @@ r"""Heavy-rain data from what the project may use: training data, and a held-out
 
     python -m data_prep.heavy_rain --make=test  --shared=../shared/data --out=runs/heavy_test
     python -m data_prep.heavy_rain --make=train --shared=../shared/data --out=runs/heavy_train
+    python -m data_prep.heavy_rain --make=train --recipe=storm --shared=../shared/data --out=runs/storm_train
 
 The only heavy rain with ground truth here is the RainTrainH sample (Rain100H's generator): 20 pairs
 whose rain maps O - B can be moved onto other clean images (:mod:`menet_tf.synthesis`, transplanted
@@ -23,8 +24,15 @@ and 2): never used. The rest is split once, here, for every model:
     - ``light_bsds``: the Rain100L train half's own rain, enlarged 1-3x, on the 150 training photos
       (150 pairs, seed 43; the recipe of the ``menet-lb-multiscale`` default, without the held-out
       photos).
-  601 pairs. Nothing of the Rain100L test half (pairs 1-50), whose clean images are also Rain100H's,
-  is used.
+  601 pairs (``--recipe=downpour``, the default: ``menet-lb-downpour``'s data). Nothing of the Rain100L
+  test half (pairs 1-50), whose clean images are also Rain100H's, is used.
+* **training, storm recipe** (``--make=train --recipe=storm``): the same sources rendered more often and
+  more widely, for real photos' heavy rain: ``raintrainh`` and ``rain100l`` as above; ``storm_bsds``
+  and ``storm_r100l``: the 13 heavy rain maps on the 150 training photos and the 46 Rain100L train-half
+  clean images, four renderings each, at 1-3x, turned by up to 25 degrees, 1 to 2.5 maps summed (600 +
+  184 pairs, seeds 44 and 45); ``light_bsds`` as above; ``rain_free``: 96 rain-free pairs (the clean
+  image as input and target: the 46 Rain100L train-half clean images and every third training photo),
+  so that a long heavy-rain training keeps rain-free photos as they are. 1089 pairs.
 
 Inputs are symlinked from ``--shared`` (absolute paths), rendered pairs written as PNG; the same
 command always writes the same bytes. ``OUT/sources`` holds the symlinked clean folders.
@@ -46,6 +54,9 @@ def _define_flags() -> None:  # at run time only: tests import this module besid
     flags.DEFINE_enum("make", None, ["train", "test"], "What to make: the training set or the held-out heavy test set.")
     flags.DEFINE_string("shared", "../shared/data", "The shared data folder (Rain100L, RainTrainH_sample, BSDS500_test).")
     flags.DEFINE_string("out", None, "Output folder (created).")
+    flags.DEFINE_enum("recipe", "downpour", sorted(RECIPES),
+                      "Training-set recipe (--make=train only): downpour (menet-lb-downpour's data) or storm "
+                      "(more renderings, wider turns and densities, rain-free pairs; see the module docstring).")
     flags.mark_flags_as_required(["make", "out"])
 
 
@@ -56,7 +67,21 @@ SCALE_RANGE = (1.0, 3.0)
 ROTATE_RANGE = (-12.0, 12.0)
 DENSITY_RANGE = (1.0, 2.0)
 TEST_SEED = 51
-TRAIN_SEEDS = {"heavy_bsds": 41, "heavy_r100l": 42, "light_bsds": 43}
+TRAIN_SEEDS = {"heavy_bsds": 41, "heavy_r100l": 42, "light_bsds": 43, "storm_bsds": 44, "storm_r100l": 45}
+STORM_ROTATE_RANGE = (-25.0, 25.0)  # real photos' streaks lean more than RainTrainH's
+STORM_DENSITY_RANGE = (1.0, 2.5)
+STORM_VARIANTS = 4
+RAIN_FREE_BSDS = 50  # of the 150 training photos, every third: rain-free pairs (B, B)
+# recipe -> the moved-rain jobs: (folder, rain source, clean source, renderings per photo, rotate, density, seed key)
+RECIPES = {
+    "downpour": (("heavy_bsds", "raintrainh", "bsds_train", 2, ROTATE_RANGE, DENSITY_RANGE),
+                 ("heavy_r100l", "raintrainh", "rain100l_clean", 2, ROTATE_RANGE, DENSITY_RANGE),
+                 ("light_bsds", "rain100l", "bsds_train", 1, None, None)),
+    "storm": (("storm_bsds", "raintrainh", "bsds_train", STORM_VARIANTS, STORM_ROTATE_RANGE, STORM_DENSITY_RANGE),
+              ("storm_r100l", "raintrainh", "rain100l_clean", STORM_VARIANTS, STORM_ROTATE_RANGE,
+               STORM_DENSITY_RANGE),
+              ("light_bsds", "rain100l", "bsds_train", 1, None, None)),
+}
 
 
 def bsds_photos(shared: str) -> list:
@@ -103,10 +128,11 @@ def _link_files(folder: str, paths) -> None:
             os.symlink(_need(p), dst)
 
 
-def _moved(out: str, rain_from: str, clean_dir: str, seed: int, variants: int, heavy: bool) -> int:
+def _moved(out: str, rain_from: str, clean_dir: str, seed: int, variants: int, rotate_range=ROTATE_RANGE,
+           density_range=DENSITY_RANGE) -> int:
     from menet_tf.synthesis import synthesize_dataset
 
-    extra = dict(rotate_range=ROTATE_RANGE, density_range=DENSITY_RANGE) if heavy else {}
+    extra = dict(rotate_range=rotate_range, density_range=density_range) if rotate_range is not None else {}
     pairs = synthesize_dataset(out, "light", clean_dir=clean_dir, seed=seed, num_variants=variants,
                                progress=True, scale_range=SCALE_RANGE, rain_from=rain_from, **extra)
     return len(pairs)
@@ -121,7 +147,7 @@ def make_test(shared: str, out: str) -> int:
                 [os.path.join(shared, "BSDS500_test", n) for n in held_out_photos(shared)])
     tmp = os.path.join(out, ".moved.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    n = _moved(tmp, os.path.join(src, "raintrainh_heldout"), os.path.join(src, "bsds_heldout"), TEST_SEED, 1, True)
+    n = _moved(tmp, os.path.join(src, "raintrainh_heldout"), os.path.join(src, "bsds_heldout"), TEST_SEED, 1)
     for name in os.listdir(tmp):
         os.replace(os.path.join(tmp, name), os.path.join(out, name))
     os.rmdir(tmp)
@@ -135,8 +161,11 @@ def make_test(shared: str, out: str) -> int:
     return n + len(HELD_OUT_PAIRS)
 
 
-def make_train(shared: str, out: str) -> int:
-    """The heavy + light training set (module docstring) in ``out/train``; returns its number of pairs."""
+def make_train(shared: str, out: str, recipe: str = "downpour") -> int:
+    """The heavy + light training set of ``recipe`` (module docstring) in ``out/train``; returns its
+    number of pairs."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}: use one of {', '.join(sorted(RECIPES))}")
     train, src = os.path.join(out, "train"), os.path.join(out, "sources")
     _link_pairs(os.path.join(train, "raintrainh"), os.path.join(shared, "RainTrainH_sample"),
                 RAINTRAINH_TRAIN_PAIRS, "{}")
@@ -146,19 +175,34 @@ def make_train(shared: str, out: str) -> int:
     _link_files(os.path.join(src, "rain100l_clean"),
                 [os.path.join(shared, "Rain100L", f"norain-{i:03d}.png") for i in RAIN100L_TRAIN_PAIRS])
     total = len(RAINTRAINH_TRAIN_PAIRS) + len(RAIN100L_TRAIN_PAIRS)
-    jobs = [("heavy_bsds", os.path.join(train, "raintrainh"), "bsds_train", 2, True),
-            ("heavy_r100l", os.path.join(train, "raintrainh"), "rain100l_clean", 2, True),
-            ("light_bsds", os.path.join(train, "rain100l"), "bsds_train", 1, False)]
-    for name, rain_from, clean, variants, heavy in jobs:
+    if recipe == "storm":
+        total += _link_rain_free(os.path.join(train, "rain_free"), shared)
+    for name, rain_from, clean, variants, rotate, density in RECIPES[recipe]:
         dst = os.path.join(train, name)
         if os.path.exists(os.path.join(dst, "manifest.csv")):  # finished earlier (written last)
             total += len(os.listdir(dst)) // 2
             continue
         tmp = dst + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        total += _moved(tmp, rain_from, os.path.join(src, clean), TRAIN_SEEDS[name], variants, heavy)
+        total += _moved(tmp, os.path.join(train, rain_from), os.path.join(src, clean), TRAIN_SEEDS[name], variants,
+                        rotate, density)
         os.replace(tmp, dst)
     return total
+
+
+def _link_rain_free(folder: str, shared: str) -> int:
+    """Rain-free pairs (the clean image as both input and target: do no harm): the 46 clean images of the
+    Rain100L train half and every third of the 150 BSDS500 training photos (50). Returns the count."""
+    photos = [os.path.join(shared, "Rain100L", f"norain-{i:03d}.png") for i in RAIN100L_TRAIN_PAIRS]
+    photos += [os.path.join(shared, "BSDS500_test", n) for n in training_photos(shared)[::3][:RAIN_FREE_BSDS]]
+    os.makedirs(folder, exist_ok=True)
+    for k, p in enumerate(photos, 1):
+        ext = os.path.splitext(p)[1]
+        for side in ("rain", "norain"):
+            dst = os.path.join(folder, f"{side}-{k:03d}{ext}")
+            if not os.path.lexists(dst):
+                os.symlink(_need(p), dst)
+    return len(photos)
 
 
 def main(argv):
@@ -166,7 +210,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     start = time.time()
     try:
-        n = (make_test if FLAGS.make == "test" else make_train)(FLAGS.shared, FLAGS.out)
+        if FLAGS.make == "test":
+            n = make_test(FLAGS.shared, FLAGS.out)
+        else:
+            n = make_train(FLAGS.shared, FLAGS.out, FLAGS.recipe)
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

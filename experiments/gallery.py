@@ -72,29 +72,14 @@ def main(argv):
         if problem:
             cliutil.usage_error("experiments.gallery", problem)
     import numpy as np
-    import tensorflow as tf
     from PIL import Image
 
-    from menet_tf.imageio import list_image_inputs as list_inputs
     from menet_tf import atomic, inference, streaks
+    from menet_tf.derainer import Derainer
+    from menet_tf.imageio import list_image_inputs as list_inputs
     from menet_tf.imageio import read_image
-    from menet_tf.model import load_net, read_config, required_multiple
 
-    def derainer(model_dir):
-        config = read_config(model_dir)
-        net = load_net(model_dir)
-        multiple = required_multiple(bool(config.get("channel_attention")))
-        overlap = inference.auto_overlap(inference.receptive_radius(int(config.get("num_res_blocks", 8))), multiple)
-        fn = inference.padded_fn(net, multiple)
-
-        def derain(x):
-            if max(x.shape[:2]) <= 1024:
-                return fn(tf.constant(np.asarray(x, np.float32)[None])).numpy()[0]
-            return inference.derain_tiled(net, x, tile=1024, overlap=overlap, multiple=multiple, out_dtype=np.float32)
-
-        return derain
-
-    derains = [derainer(d) for d in model_dirs]
+    derainers = [Derainer.load(model_dir=d) for d in model_dirs]  # whole up to 1024 px, exact tiles above
 
     paths, others = list_inputs(FLAGS.input)
     for path, reason in others:
@@ -107,7 +92,7 @@ def main(argv):
         h, w = rainy.shape[:2]
         auto = inference.auto_rain_scale(h, w)
         scales = [auto if sc == "auto" else float(sc) for sc in FLAGS.rain_scales]
-        panels = [rainy] + [inference.derain_at_scale(d, rainy, sc) for d in derains for sc in scales]
+        panels = [rainy] + [d.at_rain_scale(sc).derain(rainy, exact_float=True) for d in derainers for sc in scales]
         missing = []
         for label, folder in extras:
             try:

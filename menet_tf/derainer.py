@@ -12,6 +12,7 @@ scale (``rain_scale``: a number >= 1 or ``"auto"``, :func:`menet_tf.inference.de
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from typing import Callable
@@ -107,6 +108,14 @@ class Derainer:
         fn._keep = loaded  # the signature needs its SavedModel object alive
         return cls(fn, None, multiple, radius, ca, f"{saved_model} (SavedModel, multiple {multiple}, CA {ca})",
                    **tiling)
+
+    def at_rain_scale(self, rain_scale: str | float) -> "Derainer":
+        """This de-rainer (the same loaded net) at another rain scale: a number >= 1 or ``"auto"``."""
+        other = copy.copy(self)
+        other.rain_scale = str(rain_scale)
+        if other.rain_scale != "auto" and not float(other.rain_scale) >= 1:
+            raise ValueError(f"rain_scale={rain_scale}: give a number >= 1 or 'auto'")
+        return other
 
     # -- planning -------------------------------------------------------------------------------------
 

@@ -61,3 +61,24 @@ def test_a_missing_shared_folder_is_one_error_line(tmp_path):
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1] == f"error: {tmp_path}/RainTrainH_sample/rain-16.png: missing"
     assert not (tmp_path / "o" / "rain-001.png").exists()
+
+
+def test_the_storm_recipe_keeps_the_held_out_photos_out_and_its_rain_free_pairs_are_identities(tmp_path):
+    """--recipe=storm: every moved-rain job draws its rain from the training pairs and its backgrounds from the
+    training photos / Rain100L train half; the rain-free pairs are (B, B) of training images only."""
+    sources = {"raintrainh", "rain100l", "bsds_train", "rain100l_clean"}
+    for recipe, jobs in heavy_rain.RECIPES.items():
+        for name, rain_from, clean, *_ in jobs:
+            assert {rain_from, clean} <= sources, (recipe, name)
+    n = heavy_rain._link_rain_free(str(tmp_path), SHARED)
+    names = sorted(os.listdir(tmp_path))
+    assert n == 96 and len(names) == 2 * n
+    held = {os.path.realpath(os.path.join(SHARED, "BSDS500_test", p)) for p in heavy_rain.held_out_photos(SHARED)}
+    allowed = {os.path.realpath(os.path.join(SHARED, "BSDS500_test", p)) for p in heavy_rain.training_photos(SHARED)}
+    allowed |= {os.path.realpath(os.path.join(SHARED, "Rain100L", f"norain-{i:03d}.png"))
+                for i in heavy_rain.RAIN100L_TRAIN_PAIRS}
+    for name in names:
+        if name.startswith("rain-"):
+            target = os.path.realpath(tmp_path / name)
+            assert target == os.path.realpath(tmp_path / ("no" + name))
+            assert target in allowed and target not in held

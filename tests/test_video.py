@@ -104,6 +104,26 @@ def test_variable_frame_rate_and_rotation_are_kept(tmp_path):
     assert t_in[:7] == pytest.approx([p / 12800 for p in pts[:7]], abs=1e-6)
 
 
+def test_a_subtitle_stream_is_copied_packet_for_packet(tmp_path):
+    srt = tmp_path / "captions.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,150\nRain, rain\n\n2\n00:00:00,200 --> 00:00:00,300\ngo away\n")
+    _, rainy = vh.rainy_sequence(_coffee(), 8, size=(64, 96), seed=5)
+    vh.write_video(tmp_path / "talk.mkv", rainy, subtitles=srt, audio_seconds=0.3)
+    r = _derain(f"--input={tmp_path / 'talk.mkv'}", f"--output_dir={tmp_path / 'out'}", "--model=menet-lb-rain100l")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "2 of 2 audio/subtitle streams copied" in r.stdout
+
+    def subtitles(path):
+        with av.open(str(path)) as c:
+            assert c.streams.subtitles[0].codec_context.name in ("srt", "subrip")
+            return [(p.pts, p.duration, bytes(p)) for p in c.demux(c.streams.subtitles[0]) if p.size]
+
+    got = subtitles(tmp_path / "out" / "talk.mkv")
+    assert got == subtitles(tmp_path / "talk.mkv")
+    assert [text for *_, text in got] == [b"Rain, rain", b"go away"]
+    assert len(vh.read_frames(tmp_path / "out" / "talk.mkv")[0]) == 8
+
+
 def test_odd_size_and_10_bit_videos_are_processed_and_said_so(tmp_path):
     rng = np.random.default_rng(0)
     odd = rng.integers(0, 256, (3, 45, 67, 3), dtype=np.uint8)

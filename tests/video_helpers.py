@@ -17,10 +17,11 @@ def rainy_sequence(clean_photo: np.ndarray, frames: int, size=(160, 256), seed=0
 
 
 def write_video(path, frames, rate=25, pts=None, audio_seconds=None, codec="libx264", pix_fmt="yuv420p",
-                options=None, rotation=0, container_format=None):
+                options=None, rotation=0, container_format=None, subtitles=None):
     """Encode ``frames`` (uint8 N x H x W x 3) into ``path``; ``pts`` (in TIME_BASE units) for variable frame
     rates; ``audio_seconds``: a 440 Hz AAC tone of that length as a second stream; ``rotation``: the display
-    matrix of a phone video. Returns the frames' pts."""
+    matrix of a phone video; ``subtitles``: an SRT file, remuxed as a subtitle stream (PyAV cannot encode
+    subtitles from text). Returns the frames' pts."""
     import av
 
     n, h, w = frames.shape[:3]
@@ -33,6 +34,8 @@ def write_video(path, frames, rate=25, pts=None, audio_seconds=None, codec="libx
         if rotation:
             vs.set_display_rotation(rotation)
         a = out.add_stream("aac", rate=48000) if audio_seconds else None
+        srt = av.open(str(subtitles)) if subtitles else None
+        st = out.add_stream_from_template(srt.streams.subtitles[0]) if srt else None
         for frame, p in zip(frames, pts):
             f = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             f.pts, f.time_base = p, TIME_BASE
@@ -45,6 +48,12 @@ def write_video(path, frames, rate=25, pts=None, audio_seconds=None, codec="libx
             af.sample_rate, af.pts = 48000, 0
             out.mux(a.encode(af))
             out.mux(a.encode(None))
+        if srt is not None:
+            for packet in srt.demux(srt.streams.subtitles[0]):
+                if packet.dts is not None:
+                    packet.stream = st
+                    out.mux(packet)
+            srt.close()
     return pts
 
 

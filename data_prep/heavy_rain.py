@@ -30,7 +30,9 @@ and 2): never used. The rest is split once, here, for every model:
   more widely, for real photos' heavy rain: ``raintrainh`` and ``rain100l`` as above; ``storm_bsds``
   and ``storm_r100l``: the 13 heavy rain maps on the 150 training photos and the 46 Rain100L train-half
   clean images, four renderings each, at 1-3x, turned by up to 25 degrees, 1 to 2.5 maps summed (600 +
-  184 pairs, seeds 44 and 45); ``light_bsds`` as above; ``rain_free``: 96 rain-free pairs (the clean
+  184 pairs, seeds 44 and 45), the maps on the photos made fainter by a factor log-uniform in 0.25-1
+  (RainTrainH's rain, mean |O - B| 47 grey levels, is far brighter than most real downpours'; the
+  Rain100L rain is 6); ``light_bsds`` as above; ``rain_free``: 96 rain-free pairs (the clean
   image as input and target: the 46 Rain100L train-half clean images and every third training photo),
   so that a long heavy-rain training keeps rain-free photos as they are. 1089 pairs.
 
@@ -72,15 +74,17 @@ STORM_ROTATE_RANGE = (-25.0, 25.0)  # real photos' streaks lean more than RainTr
 STORM_DENSITY_RANGE = (1.0, 2.5)
 STORM_VARIANTS = 4
 RAIN_FREE_BSDS = 50  # of the 150 training photos, every third: rain-free pairs (B, B)
-# recipe -> the moved-rain jobs: (folder, rain source, clean source, renderings per photo, rotate, density, seed key)
+STORM_INTENSITY_RANGE = (0.25, 1.0)  # RainTrainH's rain (mean |O - B| 47 grey levels) is far brighter than real rain
+# recipe -> the moved-rain jobs: (folder, rain source, clean source, renderings per photo, rotate, density, intensity)
 RECIPES = {
-    "downpour": (("heavy_bsds", "raintrainh", "bsds_train", 2, ROTATE_RANGE, DENSITY_RANGE),
-                 ("heavy_r100l", "raintrainh", "rain100l_clean", 2, ROTATE_RANGE, DENSITY_RANGE),
-                 ("light_bsds", "rain100l", "bsds_train", 1, None, None)),
-    "storm": (("storm_bsds", "raintrainh", "bsds_train", STORM_VARIANTS, STORM_ROTATE_RANGE, STORM_DENSITY_RANGE),
+    "downpour": (("heavy_bsds", "raintrainh", "bsds_train", 2, ROTATE_RANGE, DENSITY_RANGE, None),
+                 ("heavy_r100l", "raintrainh", "rain100l_clean", 2, ROTATE_RANGE, DENSITY_RANGE, None),
+                 ("light_bsds", "rain100l", "bsds_train", 1, None, None, None)),
+    "storm": (("storm_bsds", "raintrainh", "bsds_train", STORM_VARIANTS, STORM_ROTATE_RANGE, STORM_DENSITY_RANGE,
+               STORM_INTENSITY_RANGE),
               ("storm_r100l", "raintrainh", "rain100l_clean", STORM_VARIANTS, STORM_ROTATE_RANGE,
-               STORM_DENSITY_RANGE),
-              ("light_bsds", "rain100l", "bsds_train", 1, None, None)),
+               STORM_DENSITY_RANGE, None),
+              ("light_bsds", "rain100l", "bsds_train", 1, None, None, None)),
 }
 
 
@@ -129,10 +133,12 @@ def _link_files(folder: str, paths) -> None:
 
 
 def _moved(out: str, rain_from: str, clean_dir: str, seed: int, variants: int, rotate_range=ROTATE_RANGE,
-           density_range=DENSITY_RANGE) -> int:
+           density_range=DENSITY_RANGE, intensity_range=None) -> int:
     from menet_tf.synthesis import synthesize_dataset
 
     extra = dict(rotate_range=rotate_range, density_range=density_range) if rotate_range is not None else {}
+    if intensity_range is not None:
+        extra["intensity_range"] = intensity_range
     pairs = synthesize_dataset(out, "light", clean_dir=clean_dir, seed=seed, num_variants=variants,
                                progress=True, scale_range=SCALE_RANGE, rain_from=rain_from, **extra)
     return len(pairs)
@@ -177,7 +183,7 @@ def make_train(shared: str, out: str, recipe: str = "downpour") -> int:
     total = len(RAINTRAINH_TRAIN_PAIRS) + len(RAIN100L_TRAIN_PAIRS)
     if recipe == "storm":
         total += _link_rain_free(os.path.join(train, "rain_free"), shared)
-    for name, rain_from, clean, variants, rotate, density in RECIPES[recipe]:
+    for name, rain_from, clean, variants, rotate, density, intensity in RECIPES[recipe]:
         dst = os.path.join(train, name)
         if os.path.exists(os.path.join(dst, "manifest.csv")):  # finished earlier (written last)
             total += len(os.listdir(dst)) // 2
@@ -185,7 +191,7 @@ def make_train(shared: str, out: str, recipe: str = "downpour") -> int:
         tmp = dst + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         total += _moved(tmp, os.path.join(train, rain_from), os.path.join(src, clean), TRAIN_SEEDS[name], variants,
-                        rotate, density)
+                        rotate, density, intensity)
         os.replace(tmp, dst)
     return total
 

@@ -8,7 +8,8 @@ r"""Render synthetic rain on clean images into a JORDER-flat folder (rain-NNN.pn
     python -m data_prep.synthesize --out data/syn_moved --rain_from /path/to/Rain100L_train \
         --clean_dir /path/to/BSDS500_test --scale_range 1,3 --seed 3   # Rain100L's own rain, enlarged
     python -m data_prep.synthesize --out data/syn_downpour --rain_from /path/to/RainTrainH_train \
-        --clean_dir /path/to/clean --scale_range 1,3 --rotate_range -12,12 --density_range 1,2 --seed 4
+        --clean_dir /path/to/clean --scale_range 1,3 --rotate_range -12,12 --density_range 1,2 \
+        --intensity_range 0.25,1 --seed 4
 
 Without --clean_dir the RGB photos bundled with scikit-image are used (the project's built-in data
 set). With the 200 BSDS500 test-split photos it makes training data disjoint from Rain100L/H.
@@ -50,6 +51,8 @@ flags.DEFINE_list("rotate_range", None, "lo,hi degrees (with --rain_from): turn 
                   "angle drawn uniformly from this range (e.g. -12,12); default none.")
 flags.DEFINE_list("density_range", None, "lo,hi >= 1 (with --rain_from): sum this many moved rain maps per "
                   "rendering, drawn uniformly (1,2: one map or two; denser rain); default one.")
+flags.DEFINE_list("intensity_range", None, "lo,hi in (0, 4] (with --rain_from): multiply each moved rain map "
+                  "by a factor drawn log-uniformly from this range (0.25,1: fainter rain); default 1.")
 flags.mark_flag_as_required("out")
 
 
@@ -74,10 +77,14 @@ def main(argv):
     scale_range = _range("scale_range", FLAGS.scale_range, 0.1, 16.0)
     haze_range = None if FLAGS.haze_range is None else _range("haze_range", FLAGS.haze_range, 0.0, 0.9)
     airlight_range = _range("airlight_range", FLAGS.airlight_range, 0.0, 255.0)
-    if FLAGS.rain_from is None and (FLAGS.rotate_range is not None or FLAGS.density_range is not None):
-        raise app.UsageError("--rotate_range and --density_range move a data set's rain: give --rain_from too")
+    if FLAGS.rain_from is None and any(r is not None for r in (FLAGS.rotate_range, FLAGS.density_range,
+                                                                FLAGS.intensity_range)):
+        raise app.UsageError("--rotate_range, --density_range and --intensity_range move a data set's rain: "
+                             "give --rain_from too")
     rotate_range = None if FLAGS.rotate_range is None else _range("rotate_range", FLAGS.rotate_range, -45.0, 45.0)
     density_range = None if FLAGS.density_range is None else _range("density_range", FLAGS.density_range, 1.0, 8.0)
+    intensity_range = None if FLAGS.intensity_range is None else _range("intensity_range", FLAGS.intensity_range,
+                                                                         1e-3, 4.0)
     start = time.time()
     try:
         pairs = synthesize_dataset(FLAGS.out, FLAGS.style, clean_dir=FLAGS.clean_dir,
@@ -85,7 +92,8 @@ def main(argv):
                                    min_size=FLAGS.min_size, num_variants=FLAGS.num_variants,
                                    progress=True, scale_range=scale_range, haze_range=haze_range,
                                    airlight_range=airlight_range, rain_from=FLAGS.rain_from,
-                                   rotate_range=rotate_range, density_range=density_range)
+                                   rotate_range=rotate_range, density_range=density_range,
+                                   intensity_range=intensity_range)
     except (ImageError, FileNotFoundError, ValueError, OSError) as e:  # DataError is a ValueError
         logging.error("%s", e)
         sys.exit(1)

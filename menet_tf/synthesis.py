@@ -436,7 +436,7 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
                        max_images: int | None = None, min_size: int | None = None,
                        num_variants: int = 1, progress: bool = False, scale_range=(1.0, 1.0),
                        haze_range=None, airlight_range=(200.0, 245.0), rain_from: str | None = None,
-                       rotate_range=None, density_range=None) -> list:
+                       rotate_range=None, density_range=None, intensity_range=None) -> list:
     """Render rain on clean images and write a JORDER-flat data set into ``out_dir``.
 
     Clean images: the files of ``clean_dir`` (sorted by name), or the bundled photos when it is None;
@@ -458,6 +458,9 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
     1.5 = one map or two, equally likely); both are drawn after the scale and haze from the rendering's
     own generator, so leaving them out renders exactly what it did before they existed. The manifest
     then lists each rendering's angle and density too, and every source map joined by ``+``.
+    ``intensity_range`` (lo,hi, 0 < lo <= hi) multiplies each transplanted map by a factor drawn
+    log-uniformly from it (after the angle and density): fainter rain than the source set's (RainTrainH's
+    rain is far brighter than most real downpours); the manifest then lists it too.
 
     Returns the list of (rain_path, norain_path) written. Unreadable images raise
     :class:`~menet_tf.imageio.ImageError` naming the file.
@@ -467,6 +470,10 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
         raise ValueError("rotate_range and density_range move a data set's rain: give rain_from too")
     if density_range is not None and not 1.0 <= density_range[0] <= density_range[1]:
         raise ValueError(f"density_range must be 1 <= lo <= hi, got {density_range}")
+    if intensity_range is not None and rain_from is None:
+        raise ValueError("intensity_range scales a data set's moved rain: give rain_from too")
+    if intensity_range is not None and not 0.0 < intensity_range[0] <= intensity_range[1]:
+        raise ValueError(f"intensity_range must be 0 < lo <= hi, got {intensity_range}")
     if rain_from is not None:
         rain_maps, style = load_rain_maps(rain_from, progress=progress), "transplant"
     else:
@@ -516,9 +523,14 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
                 angle = float(aux.uniform(*rotate_range)) if rotate_range is not None else 0.0
                 density = float(aux.uniform(*density_range)) if density_range is not None else 1.0
                 rain, sources = transplant_layers(rain_maps, img.shape[:2], scale, rng, angle, density)
+                if intensity_range is not None:
+                    intensity = _log_uniform(aux, intensity_range)
+                    rain = rain * np.float32(intensity)
                 rainy, source = add_rain_map(img, rain), "+".join(sources)
                 if rotate_range is not None or density_range is not None:
                     extra = [f"{angle:.2f}", f"{density:.3f}"]
+                if intensity_range is not None:
+                    extra.append(f"{intensity:.4f}")
             if haze > 0:
                 rainy = add_haze(rainy, haze, airlight)
             rain_path = os.path.join(out_dir, f"rain-{idx:0{digits}d}.png")
@@ -539,7 +551,8 @@ def synthesize_dataset(out_dir: str, style: str, clean_dir: str | None = None, s
         w = csv.writer(f)
         w.writerow(["index", "source", "variant", "style", "seed", "scale", "haze", "airlight"]
                    + (["rain_from"] if rain_maps is not None else [])
-                   + (["angle", "density"] if rotate_range is not None or density_range is not None else []))
+                   + (["angle", "density"] if rotate_range is not None or density_range is not None else [])
+                   + (["intensity"] if intensity_range is not None else []))
         w.writerows(manifest)
     return pairs
 

@@ -423,3 +423,45 @@ def test_density_sums_that_many_transplanted_maps():
     assert rain.max() == 255.0  # capped
     with pytest.raises(ValueError, match="density"):
         synthesis.transplant_layers(big, (10, 10), 1.0, np.random.default_rng(0), 0.0, 0.5)
+
+
+def test_intensity_scales_the_moved_rain_and_leaves_every_other_draw_alone(tmp_path):
+    """intensity_range=(k, k): each pair's rain is k times the rain the same call without it moves (to the
+    rounding of two uint8 writes), from the same source maps; a range draws log-uniform factors, listed."""
+    rng = np.random.default_rng(7)
+    src, clean_dir = tmp_path / "src", tmp_path / "clean"
+    src.mkdir(), clean_dir.mkdir()
+    for i in (1, 2):
+        b = rng.integers(0, 60, (50, 64, 3), dtype=np.uint8)
+        r = np.where(rng.random((50, 64)) < 0.2, rng.integers(40, 180, (50, 64)), 0).astype(np.float64)
+        write_image(str(src / f"rain-{i}.png"), synthesis.add_rain_map(b, r))
+        write_image(str(src / f"norain-{i}.png"), b)
+    for name in ("p.png", "q.png"):  # dark: B + R never clips
+        write_image(str(clean_dir / name), rng.integers(0, 60, (40, 48, 3), dtype=np.uint8))
+    kw = dict(clean_dir=str(clean_dir), seed=3, min_size=0, num_variants=3, rain_from=str(src),
+              rotate_range=(-10, 10), density_range=(1, 2))
+    full = synthesis.synthesize_dataset(str(tmp_path / "full"), "light", **kw)
+    faint = synthesis.synthesize_dataset(str(tmp_path / "faint"), "light", intensity_range=(0.4, 0.4), **kw)
+    for (rf, cf), (rk, ck) in zip(full, faint):
+        b = read_image(cf).astype(np.float64)
+        assert np.array_equal(b, read_image(ck))
+        o_full = read_image(rf).astype(np.float64)
+        r_full, r_faint = o_full - b, read_image(rk) - b
+        kept = o_full < 255  # where the full-strength rainy image did not clip
+        assert r_full[kept].max() > 40 and kept.mean() > 0.8
+        assert np.abs(r_faint - 0.4 * r_full)[kept].max() <= 0.5 + 0.4 * 0.5 + 1e-9  # two roundings half up
+    manifests = []
+    for d in ("full", "faint"):
+        with open(tmp_path / d / "manifest.csv") as f:
+            manifests.append(list(csv.DictReader(f)))
+    assert [r["rain_from"] for r in manifests[0]] == [r["rain_from"] for r in manifests[1]]
+    assert {r["intensity"] for r in manifests[1]} == {"0.4000"} and "intensity" not in manifests[0][0]
+    synthesis.synthesize_dataset(str(tmp_path / "range"), "light", intensity_range=(0.25, 1.0), **kw)
+    with open(tmp_path / "range" / "manifest.csv") as f:
+        drawn = [float(r["intensity"]) for r in csv.DictReader(f)]
+    assert all(0.25 <= k <= 1.0 for k in drawn) and len(set(drawn)) == len(drawn) == 6
+    with pytest.raises(ValueError, match="intensity_range"):
+        synthesis.synthesize_dataset(str(tmp_path / "bad"), "light", intensity_range=(0.0, 1.0), **kw)
+    with pytest.raises(ValueError, match="rain_from"):
+        synthesis.synthesize_dataset(str(tmp_path / "bad2"), "light", clean_dir=str(clean_dir),
+                                     intensity_range=(0.5, 1.0))

@@ -40,6 +40,13 @@ class Plan:
     tiles: int
 
 
+def _checked_rain_scale(rain_scale) -> str:
+    text = str(rain_scale)
+    if text != "auto" and not float(text) >= 1:
+        raise ValueError(f"rain_scale={rain_scale}: give a number >= 1 or 'auto'")
+    return text
+
+
 class Derainer:
     def __init__(self, fn: Callable, net, multiple: int, radius: int, channel_attention: bool,
                  description: str, tile: int = 1024, tile_overlap: int = -1, rain_scale: str | float = "1",
@@ -49,9 +56,7 @@ class Derainer:
         self.fn, self.net, self.multiple, self.radius = fn, net, int(multiple), int(radius)
         self.channel_attention, self.description, self.jit_compile = bool(channel_attention), description, jit_compile
         self.two_pass = self.channel_attention and net is not None  # exact CA tiles need the Keras net's layers
-        self.rain_scale = str(rain_scale)
-        if self.rain_scale != "auto" and not float(self.rain_scale) >= 1:
-            raise ValueError(f"rain_scale={rain_scale}: give a number >= 1 or 'auto'")
+        self.rain_scale = _checked_rain_scale(rain_scale)
         if tile < 0:
             raise ValueError(f"tile={tile}: must be >= 0 (0 = whole image)")
         if tile_overlap < -1:
@@ -112,9 +117,7 @@ class Derainer:
     def at_rain_scale(self, rain_scale: str | float) -> "Derainer":
         """This de-rainer (the same loaded net) at another rain scale: a number >= 1 or ``"auto"``."""
         other = copy.copy(self)
-        other.rain_scale = str(rain_scale)
-        if other.rain_scale != "auto" and not float(other.rain_scale) >= 1:
-            raise ValueError(f"rain_scale={rain_scale}: give a number >= 1 or 'auto'")
+        other.rain_scale = _checked_rain_scale(rain_scale)
         return other
 
     # -- planning -------------------------------------------------------------------------------------

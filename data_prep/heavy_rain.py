@@ -42,6 +42,7 @@ command always writes the same bytes. ``OUT/sources`` holds the symlinked clean 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -75,16 +76,25 @@ STORM_DENSITY_RANGE = (1.0, 2.5)
 STORM_VARIANTS = 4
 RAIN_FREE_BSDS = 50  # of the 150 training photos, every third: rain-free pairs (B, B)
 STORM_INTENSITY_RANGE = (0.25, 1.0)  # RainTrainH's rain (mean |O - B| 47 grey levels) is far brighter than real rain
-# recipe -> the moved-rain jobs: (folder, rain source, clean source, renderings per photo, rotate, density, intensity)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A training-set recipe: its moved-rain jobs, each (folder, rain source, clean source, renderings per
+    photo, rotate, density, intensity), and whether it adds the rain-free pairs (``_link_rain_free``)."""
+    jobs: tuple
+    rain_free: bool = False
+
+
 RECIPES = {
-    "downpour": (("heavy_bsds", "raintrainh", "bsds_train", 2, ROTATE_RANGE, DENSITY_RANGE, None),
-                 ("heavy_r100l", "raintrainh", "rain100l_clean", 2, ROTATE_RANGE, DENSITY_RANGE, None),
-                 ("light_bsds", "rain100l", "bsds_train", 1, None, None, None)),
-    "storm": (("storm_bsds", "raintrainh", "bsds_train", STORM_VARIANTS, STORM_ROTATE_RANGE, STORM_DENSITY_RANGE,
-               STORM_INTENSITY_RANGE),
-              ("storm_r100l", "raintrainh", "rain100l_clean", STORM_VARIANTS, STORM_ROTATE_RANGE,
-               STORM_DENSITY_RANGE, None),
-              ("light_bsds", "rain100l", "bsds_train", 1, None, None, None)),
+    "downpour": Recipe((("heavy_bsds", "raintrainh", "bsds_train", 2, ROTATE_RANGE, DENSITY_RANGE, None),
+                        ("heavy_r100l", "raintrainh", "rain100l_clean", 2, ROTATE_RANGE, DENSITY_RANGE, None),
+                        ("light_bsds", "rain100l", "bsds_train", 1, None, None, None))),
+    "storm": Recipe((("storm_bsds", "raintrainh", "bsds_train", STORM_VARIANTS, STORM_ROTATE_RANGE,
+                      STORM_DENSITY_RANGE, STORM_INTENSITY_RANGE),
+                     ("storm_r100l", "raintrainh", "rain100l_clean", STORM_VARIANTS, STORM_ROTATE_RANGE,
+                      STORM_DENSITY_RANGE, None),
+                     ("light_bsds", "rain100l", "bsds_train", 1, None, None, None)), rain_free=True),
 }
 
 
@@ -181,9 +191,9 @@ def make_train(shared: str, out: str, recipe: str = "downpour") -> int:
     _link_files(os.path.join(src, "rain100l_clean"),
                 [os.path.join(shared, "Rain100L", f"norain-{i:03d}.png") for i in RAIN100L_TRAIN_PAIRS])
     total = len(RAINTRAINH_TRAIN_PAIRS) + len(RAIN100L_TRAIN_PAIRS)
-    if recipe == "storm":
+    if RECIPES[recipe].rain_free:
         total += _link_rain_free(os.path.join(train, "rain_free"), shared)
-    for name, rain_from, clean, variants, rotate, density, intensity in RECIPES[recipe]:
+    for name, rain_from, clean, variants, rotate, density, intensity in RECIPES[recipe].jobs:
         dst = os.path.join(train, name)
         if os.path.exists(os.path.join(dst, "manifest.csv")):  # finished earlier (written last)
             total += len(os.listdir(dst)) // 2

@@ -67,9 +67,10 @@ def test_the_storm_recipe_keeps_the_held_out_photos_out_and_its_rain_free_pairs_
     """--recipe=storm: every moved-rain job draws its rain from the training pairs and its backgrounds from the
     training photos / Rain100L train half; the rain-free pairs are (B, B) of training images only."""
     sources = {"raintrainh", "rain100l", "bsds_train", "rain100l_clean"}
-    for recipe, jobs in heavy_rain.RECIPES.items():
-        for name, rain_from, clean, *_ in jobs:
+    for recipe, spec in heavy_rain.RECIPES.items():
+        for name, rain_from, clean, *_ in spec.jobs:
             assert {rain_from, clean} <= sources, (recipe, name)
+    assert heavy_rain.RECIPES["storm"].rain_free and not heavy_rain.RECIPES["downpour"].rain_free
     n = heavy_rain._link_rain_free(str(tmp_path), SHARED)
     names = sorted(os.listdir(tmp_path))
     assert n == 96 and len(names) == 2 * n

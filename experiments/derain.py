@@ -213,7 +213,8 @@ def derain_one_photo(derainer, path: str, stem: str, index: int) -> None:
     derained = derainer.derain(rainy, progress=lambda done, total: bar.update(done),
                                after_tiles=compare if FLAGS.compare_whole else None)
     if getattr(derainer, "last_choice", None):
-        print(f"  auto: {derainer.last_choice} (the heavy model removes {derainer.last_amount:.1f} grey levels on "
+        what = "removes" if derainer.rule.measure == "heavy" else "removes beyond the light model"
+        print(f"  auto: {derainer.last_choice} (the heavy model {what} {derainer.last_amount:.1f} grey levels on "
               "average)", flush=True)
     during = lambda: crash_point("derain_during_write", index - 1)  # noqa: E731 - crash tests only
     write_image(os.path.join(FLAGS.output_dir, stem + ".png"), derained, before_rename=during)

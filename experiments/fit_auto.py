@@ -1,13 +1,14 @@
 r"""Research tool: fit the ``--model=auto`` rule (menet_tf.auto) on training pairs and check it on held-out sets.
 
-    python -m experiments.fit_auto --light=menet-lb-multiscale --heavy=menet-lb-downpour \
-        --light_dirs=runs/heavy_train/train/rain100l,runs/heavy_train/train/light_bsds \
-        --heavy_dirs=runs/heavy_train/train/heavy_bsds,runs/heavy_train/train/heavy_r100l,runs/heavy_train/train/raintrainh \
+    python -m experiments.fit_auto --light=menet-lb-multiscale --heavy=menet-lb-storm --measure=extra \
+        --light_dirs=runs/storm_train/train/rain100l,runs/storm_train/train/light_bsds,runs/storm_train/train/rain_free \
+        --heavy_dirs=runs/storm_train/train/storm_bsds,runs/storm_train/train/storm_r100l,runs/storm_train/train/raintrainh \
         --check="Rain100L test half=light:runs/rain100l_half/test,held-out heavy rain=heavy:runs/heavy_test,Rain100L test half clean images=free:runs/rain100l_half/test" \
         --out=menet_tf/pretrained/auto.json
 
-For each rainy image of the training folders it measures the rain amount (menet_tf.auto.rain_amount: what
-the heavy model removes) and takes as threshold the midpoint of the best-separating gap (the most training
+For each rainy image of the training folders it measures the rain amount (--measure=heavy:
+menet_tf.auto.rain_amount, what the heavy model removes; --measure=extra: menet_tf.auto.extra_rain, what it
+removes beyond the light model) and takes as threshold the midpoint of the best-separating gap (the most training
 images on the right side; ties: the widest gap). Then, on each --check set (kind ``light``, ``heavy``, or
 ``free``: the set's clean images, which must count as light), it reports how often the rule chose right.
 Test sets never move the threshold. The rule, the folders, the counts and the check results go to --out.
@@ -26,6 +27,7 @@ flags.DEFINE_string("light", None, "the light-rain model (shipped name)")
 flags.DEFINE_string("heavy", None, "the heavy-rain model (shipped name)")
 flags.DEFINE_list("light_dirs", None, "training pair folders of light rain")
 flags.DEFINE_list("heavy_dirs", None, "training pair folders of heavy rain")
+flags.DEFINE_enum("measure", "extra", sorted(["heavy", "extra"]), "what the rule thresholds (menet_tf.auto.MEASURES)")
 flags.DEFINE_list("check", [], "held-out sets 'label=kind:folder', kind light, heavy or free")
 flags.DEFINE_integer("max_per_dir", None, "only the first N pairs of each training folder", lower_bound=1)
 flags.DEFINE_string("out", None, "where the rule goes (JSON)")
@@ -40,7 +42,7 @@ def main(argv):
     import numpy as np
 
     from menet_tf import atomic, pretrained
-    from menet_tf.auto import best_threshold, rain_amount
+    from menet_tf.auto import MEASURES, AutoRule, best_threshold
     from menet_tf.derainer import Derainer
     from menet_tf.imageio import read_image
     from menet_tf.pairs import find_pairs
@@ -50,6 +52,8 @@ def main(argv):
         if name not in pretrained.names():
             cliutil.usage_error(PROG, f"{name}: not a shipped model ({', '.join(pretrained.names())})")
     heavy = Derainer.load(model_dir=pretrained.model_dir(FLAGS.heavy))
+    light = Derainer.load(model_dir=pretrained.model_dir(FLAGS.light)) if FLAGS.measure == "extra" else None
+    measure = AutoRule(FLAGS.light, FLAGS.heavy, 0.0, {}, FLAGS.measure).amount
 
     def amounts(folder, clean=False, limit=None):
         try:
@@ -63,7 +67,7 @@ def main(argv):
                 image = read_image(c if clean else r)
             except ValueError as e:  # ImageError names the file
                 raise SystemExit(f"error: {e}") from None
-            out.append(rain_amount(image, heavy.derain(image)))
+            out.append(measure(image, light.derain(image) if light else None, heavy.derain(image)))
             bar.update(k)
         return out
 
@@ -93,7 +97,7 @@ def main(argv):
                        "amount_max": float(np.max(v))})
         print(f"{label} ({kind}): {right} of {len(v)} chosen right; amount {np.min(v):.2f}-{np.max(v):.2f}", flush=True)
     rule = {"light": FLAGS.light, "heavy": FLAGS.heavy, "threshold": threshold,
-            "measure": "menet_tf.auto.rain_amount of the heavy model's output (mean luma removed, grey levels)",
+            "measure": FLAGS.measure, "measure_text": MEASURES[FLAGS.measure],
             "fitted_on": {kind: {d: {"images": len(v), "min": float(np.min(v)), "median": float(np.median(v)),
                                      "max": float(np.max(v))} for d, v in dirs.items()} for kind, dirs in train.items()},
             "training_errors": errors, "checks": checks}

@@ -17,10 +17,16 @@ import os
 
 import numpy as np
 
-__all__ = ["AUTO", "AUTO_FILE", "AutoDerainer", "AutoRule", "best_threshold", "rain_amount", "rule"]
+__all__ = ["AUTO", "AUTO_FILE", "MEASURES", "AutoDerainer", "AutoRule", "best_threshold", "extra_rain", "rain_amount",
+           "rule"]
 
 AUTO = "auto"
 AUTO_FILE = "auto.json"
+# measure -> what it is (auto.json's "measure"; a file without one, or with the old sentence, is "heavy")
+MEASURES = {
+    "heavy": "menet_tf.auto.rain_amount of the heavy model's output (mean luma removed, grey levels)",
+    "extra": "menet_tf.auto.extra_rain: the heavy model's rain amount minus the light model's (grey levels)",
+}
 
 
 def rain_amount(rainy, derained) -> float:
@@ -28,6 +34,12 @@ def rain_amount(rainy, derained) -> float:
     w = np.array([0.299, 0.587, 0.114], np.float32)
     diff = np.asarray(rainy, np.float32) @ w - np.asarray(derained, np.float32) @ w
     return float(np.maximum(diff, 0.0).mean())
+
+
+def extra_rain(rainy, light_out, heavy_out) -> float:
+    """What the heavy model removes beyond the light one: rain_amount(rainy, heavy_out) - rain_amount(rainy,
+    light_out), grey levels (negative when the light model removes more)."""
+    return rain_amount(rainy, heavy_out) - rain_amount(rainy, light_out)
 
 
 def best_threshold(light, heavy) -> tuple[float, int]:
@@ -55,9 +67,16 @@ class AutoRule:
     heavy: str
     threshold: float
     card: dict
+    measure: str = "heavy"
 
     def is_heavy(self, amount: float) -> bool:
         return amount > self.threshold
+
+    def amount(self, rainy, light_out, heavy_out) -> float:
+        """The rule's measure of one image (``light_out`` is unused, and may be None, for ``heavy``)."""
+        if self.measure == "extra":
+            return extra_rain(rainy, light_out, heavy_out)
+        return rain_amount(rainy, heavy_out)
 
 
 def rule(path: str | None = None) -> AutoRule:
@@ -68,9 +87,13 @@ def rule(path: str | None = None) -> AutoRule:
     try:
         with open(path) as f:
             card = json.load(f)
-        r = AutoRule(card["light"], card["heavy"], float(card["threshold"]), card)
+        measure = card.get("measure", "heavy")
+        measure = "heavy" if measure == MEASURES["heavy"] else measure  # files written before "extra" existed
+        r = AutoRule(card["light"], card["heavy"], float(card["threshold"]), card, measure)
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"{path}: no usable auto rule ({e})") from None
+    if r.measure not in MEASURES:
+        raise ValueError(f"{path}: unknown measure {r.measure!r} (use one of {', '.join(MEASURES)})")
     for name in (r.light, r.heavy):
         if name not in pretrained.names():
             raise ValueError(f"{path}: names {name!r}, which is not a shipped model")
@@ -86,7 +109,8 @@ class AutoDerainer:
         self.light, self.heavy, self.rule = light, heavy, auto_rule
         self.last_choice: str | None = None
         self.last_amount: float | None = None
-        self.description = (f"auto: {auto_rule.light} or, for heavy rain (the heavy model removes more than "
+        what = "removes" if auto_rule.measure == "heavy" else f"removes, beyond what {auto_rule.light} does,"
+        self.description = (f"auto: {auto_rule.light} or, for heavy rain (the heavy model {what} more than "
                             f"{auto_rule.threshold:.1f} grey levels on average), {auto_rule.heavy}")
 
     @classmethod
@@ -114,19 +138,28 @@ class AutoDerainer:
         self.light.rain_scale = self.heavy.rain_scale = str(value)
 
     def derain(self, rainy, progress=None, exact_float=False, after_tiles=None):
+        from menet_tf.derainer import to_uint8
+
         heavy = self.heavy.derain(rainy, progress=progress)
-        self.last_amount = rain_amount(rainy, heavy)
+        light = None
+        if self.rule.measure == "extra":  # the light model's output is part of the measure
+            light = self.light.derain(rainy, progress=progress, exact_float=exact_float, after_tiles=after_tiles)
+        measured = light if light is None or not exact_float else to_uint8(light)  # as fitted: uint8 outputs
+        self.last_amount = self.rule.amount(rainy, measured, heavy)
         if self.rule.is_heavy(self.last_amount):
             self.last_choice = self.rule.heavy
             return heavy.astype(np.float32) if exact_float else heavy
         self.last_choice = self.rule.light
-        return self.light.derain(rainy, progress=progress, exact_float=exact_float, after_tiles=after_tiles)
+        if light is None:
+            light = self.light.derain(rainy, progress=progress, exact_float=exact_float, after_tiles=after_tiles)
+        return light
 
     def derain_batch(self, frames):
         heavy = self.heavy.derain_batch(frames)
-        self.last_amount = float(np.mean([rain_amount(f, h) for f, h in zip(frames, heavy)]))
+        light = self.light.derain_batch(frames) if self.rule.measure == "extra" else [None] * len(frames)
+        self.last_amount = float(np.mean([self.rule.amount(f, lo, h) for f, lo, h in zip(frames, light, heavy)]))
         if self.rule.is_heavy(self.last_amount):
             self.last_choice = self.rule.heavy
             return heavy
         self.last_choice = self.rule.light
-        return self.light.derain_batch(frames)
+        return light if self.rule.measure == "extra" else self.light.derain_batch(frames)

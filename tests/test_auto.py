@@ -1,5 +1,6 @@
-"""menet_tf.auto (--model=auto): the rain amount against numpy, the rule's choice on both sides of its
-threshold (outputs equal to the chosen model's own), and the threshold fit of experiments.fit_auto."""
+"""menet_tf.auto (--model=auto): the rain amount and the extra rain against numpy, the rule's choice on both
+sides of its threshold for both measures (outputs equal to the chosen model's own), and the threshold fit of
+experiments.fit_auto."""
 
 import json
 
@@ -43,6 +44,39 @@ def test_the_rule_picks_the_heavy_output_above_the_threshold_and_the_light_model
     (tmp_path / "bad.json").write_text(json.dumps({"light": "nope", "heavy": heavy, "threshold": 1}))
     with pytest.raises(ValueError, match="'nope', which is not a shipped model"):
         auto.rule(str(tmp_path / "bad.json"))
+
+
+def test_the_extra_measure_subtracts_the_light_models_amount_and_picks_by_it(tmp_path):
+    light, heavy = "menet-lb-rain100l", "menet-lb-heavy"
+    from menet_tf import synthesis
+    from menet_tf.derainer import Derainer
+
+    clean = np.random.default_rng(3).integers(40, 200, (64, 80, 3), dtype=np.uint8)
+    rainy = synthesis.add_rain(clean, "heavy", np.random.default_rng(4))
+    d_light = Derainer.load(model_dir=pretrained.model_dir(light))
+    d_heavy = Derainer.load(model_dir=pretrained.model_dir(heavy))
+    out_l, out_h = d_light.derain(rainy), d_heavy.derain(rainy)
+    y = lambda a: a.astype(float) @ np.array([0.299, 0.587, 0.114])  # noqa: E731
+    extra = np.maximum(y(rainy) - y(out_h), 0).mean() - np.maximum(y(rainy) - y(out_l), 0).mean()
+    assert auto.extra_rain(rainy, out_l, out_h) == pytest.approx(extra, rel=1e-4, abs=1e-4)
+    assert auto.extra_rain(rainy, out_h, out_h) == 0.0
+    for threshold, chosen, want in ((extra - 0.25, heavy, out_h), (extra + 0.25, light, out_l)):
+        path = tmp_path / "auto.json"
+        path.write_text(json.dumps({"light": light, "heavy": heavy, "threshold": threshold, "measure": "extra"}))
+        a = auto.AutoDerainer(d_light, d_heavy, auto.rule(str(path)))
+        np.testing.assert_array_equal(a.derain(rainy), want)
+        assert a.last_choice == chosen and a.last_amount == pytest.approx(extra, rel=1e-4, abs=1e-4)
+        np.testing.assert_array_equal(a.derain(rainy, exact_float=True).round(), want)  # measured on uint8 alike
+        assert a.last_choice == chosen
+        batch = np.stack([rainy, rainy])
+        np.testing.assert_array_equal(a.derain_batch(batch)[0], (d_heavy if chosen == heavy else d_light).derain_batch(batch)[0])
+        assert a.last_choice == chosen
+    # a file from before measures existed (the old sentence) is the heavy measure; an unknown one is refused
+    path.write_text(json.dumps({"light": light, "heavy": heavy, "threshold": 1, "measure": auto.MEASURES["heavy"]}))
+    assert auto.rule(str(path)).measure == "heavy"
+    path.write_text(json.dumps({"light": light, "heavy": heavy, "threshold": 1, "measure": "luck"}))
+    with pytest.raises(ValueError, match="unknown measure 'luck'"):
+        auto.rule(str(path))
 
 
 def test_fit_threshold_separates_and_prefers_the_widest_gap():

@@ -35,6 +35,12 @@ and 2): never used. The rest is split once, here, for every model:
   Rain100L rain is 6); ``light_bsds`` as above; ``rain_free``: 96 rain-free pairs (the clean
   image as input and target: the 46 Rain100L train-half clean images and every third training photo),
   so that a long heavy-rain training keeps rain-free photos as they are. 1089 pairs.
+* **training, squall recipe** (``--make=train --recipe=squall``): the storm recipe plus finer rain, for real
+  photos, whose streaks are often finer than RainTrainH's (de-raining them enlarged 1.5x removed far more
+  of their streak energy): ``fine_bsds`` and ``fine_r100l``, the 13 heavy rain maps at 0.4-1x (shrunk and
+  repeated side by side, :func:`menet_tf.synthesis.transplant_map`), turned by up to 25 degrees, 1 to 3
+  maps summed, two renderings per photo (300 + 92 pairs, seeds 46 and 47; fainter by 0.25-1 on the
+  photos, as in ``storm_bsds``). 1481 pairs.
 
 Inputs are symlinked from ``--shared`` (absolute paths), rendered pairs written as PNG; the same
 command always writes the same bytes. ``OUT/sources`` holds the symlinked clean folders.
@@ -47,6 +53,7 @@ import os
 import shutil
 import sys
 import time
+from typing import NamedTuple
 
 from absl import app, flags
 
@@ -58,8 +65,9 @@ def _define_flags() -> None:  # at run time only: tests import this module besid
     flags.DEFINE_string("shared", "../shared/data", "The shared data folder (Rain100L, RainTrainH_sample, BSDS500_test).")
     flags.DEFINE_string("out", None, "Output folder (created).")
     flags.DEFINE_enum("recipe", "downpour", sorted(RECIPES),
-                      "Training-set recipe (--make=train only): downpour (menet-lb-downpour's data) or storm "
-                      "(more renderings, wider turns and densities, rain-free pairs; see the module docstring).")
+                      "Training-set recipe (--make=train only): downpour (menet-lb-downpour's data), storm "
+                      "(more renderings, wider turns and densities, rain-free pairs) or squall (storm plus finer "
+                      "rain); see the module docstring.")
     flags.mark_flags_as_required(["make", "out"])
 
 
@@ -70,31 +78,56 @@ SCALE_RANGE = (1.0, 3.0)
 ROTATE_RANGE = (-12.0, 12.0)
 DENSITY_RANGE = (1.0, 2.0)
 TEST_SEED = 51
-TRAIN_SEEDS = {"heavy_bsds": 41, "heavy_r100l": 42, "light_bsds": 43, "storm_bsds": 44, "storm_r100l": 45}
+TRAIN_SEEDS = {"heavy_bsds": 41, "heavy_r100l": 42, "light_bsds": 43, "storm_bsds": 44, "storm_r100l": 45,
+               "fine_bsds": 46, "fine_r100l": 47}
 STORM_ROTATE_RANGE = (-25.0, 25.0)  # real photos' streaks lean more than RainTrainH's
 STORM_DENSITY_RANGE = (1.0, 2.5)
 STORM_VARIANTS = 4
 RAIN_FREE_BSDS = 50  # of the 150 training photos, every third: rain-free pairs (B, B)
 STORM_INTENSITY_RANGE = (0.25, 1.0)  # RainTrainH's rain (mean |O - B| 47 grey levels) is far brighter than real rain
+FINE_SCALE_RANGE = (0.4, 1.0)  # real photos' streaks are often finer than RainTrainH's (issue 20's notes)
+FINE_DENSITY_RANGE = (1.0, 3.0)  # finer rain, more of it
+FINE_VARIANTS = 2
+
+
+class Job(NamedTuple):
+    """One moved-rain folder of a recipe: ``rain_from`` (a training folder) moved onto ``clean`` (a sources
+    folder), ``variants`` renderings per photo, each at a scale log-uniform in ``scale`` (< 1: finer
+    streaks than the source's), turned within ``rotate`` degrees, ``density`` maps summed, made fainter
+    by a factor in ``intensity`` (None: as :func:`menet_tf.synthesis.synthesize_dataset` leaves them)."""
+    folder: str
+    rain_from: str
+    clean: str
+    variants: int
+    rotate: tuple | None = None
+    density: tuple | None = None
+    intensity: tuple | None = None
+    scale: tuple = SCALE_RANGE
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """A training-set recipe: its moved-rain jobs, each (folder, rain source, clean source, renderings per
-    photo, rotate, density, intensity), and whether it adds the rain-free pairs (``_link_rain_free``)."""
+    """A training-set recipe: its moved-rain jobs (:class:`Job`), and whether it adds the rain-free pairs
+    (``_link_rain_free``)."""
     jobs: tuple
     rain_free: bool = False
 
 
+_STORM_JOBS = (Job("storm_bsds", "raintrainh", "bsds_train", STORM_VARIANTS, STORM_ROTATE_RANGE, STORM_DENSITY_RANGE,
+                   STORM_INTENSITY_RANGE),
+               Job("storm_r100l", "raintrainh", "rain100l_clean", STORM_VARIANTS, STORM_ROTATE_RANGE,
+                   STORM_DENSITY_RANGE),
+               Job("light_bsds", "rain100l", "bsds_train", 1))
 RECIPES = {
-    "downpour": Recipe((("heavy_bsds", "raintrainh", "bsds_train", 2, ROTATE_RANGE, DENSITY_RANGE, None),
-                        ("heavy_r100l", "raintrainh", "rain100l_clean", 2, ROTATE_RANGE, DENSITY_RANGE, None),
-                        ("light_bsds", "rain100l", "bsds_train", 1, None, None, None))),
-    "storm": Recipe((("storm_bsds", "raintrainh", "bsds_train", STORM_VARIANTS, STORM_ROTATE_RANGE,
-                      STORM_DENSITY_RANGE, STORM_INTENSITY_RANGE),
-                     ("storm_r100l", "raintrainh", "rain100l_clean", STORM_VARIANTS, STORM_ROTATE_RANGE,
-                      STORM_DENSITY_RANGE, None),
-                     ("light_bsds", "rain100l", "bsds_train", 1, None, None, None)), rain_free=True),
+    "downpour": Recipe((Job("heavy_bsds", "raintrainh", "bsds_train", 2, ROTATE_RANGE, DENSITY_RANGE),
+                        Job("heavy_r100l", "raintrainh", "rain100l_clean", 2, ROTATE_RANGE, DENSITY_RANGE),
+                        Job("light_bsds", "rain100l", "bsds_train", 1))),
+    "storm": Recipe(_STORM_JOBS, rain_free=True),
+    "squall": Recipe(_STORM_JOBS + (
+        Job("fine_bsds", "raintrainh", "bsds_train", FINE_VARIANTS, STORM_ROTATE_RANGE, FINE_DENSITY_RANGE,
+            STORM_INTENSITY_RANGE, FINE_SCALE_RANGE),
+        Job("fine_r100l", "raintrainh", "rain100l_clean", FINE_VARIANTS, STORM_ROTATE_RANGE, FINE_DENSITY_RANGE,
+            None, FINE_SCALE_RANGE)), rain_free=True),
 }
 
 
@@ -143,14 +176,14 @@ def _link_files(folder: str, paths) -> None:
 
 
 def _moved(out: str, rain_from: str, clean_dir: str, seed: int, variants: int, rotate_range=ROTATE_RANGE,
-           density_range=DENSITY_RANGE, intensity_range=None) -> int:
+           density_range=DENSITY_RANGE, intensity_range=None, scale_range=SCALE_RANGE) -> int:
     from menet_tf.synthesis import synthesize_dataset
 
     extra = dict(rotate_range=rotate_range, density_range=density_range) if rotate_range is not None else {}
     if intensity_range is not None:
         extra["intensity_range"] = intensity_range
     pairs = synthesize_dataset(out, "light", clean_dir=clean_dir, seed=seed, num_variants=variants,
-                               progress=True, scale_range=SCALE_RANGE, rain_from=rain_from, **extra)
+                               progress=True, scale_range=scale_range, rain_from=rain_from, **extra)
     return len(pairs)
 
 
@@ -193,15 +226,15 @@ def make_train(shared: str, out: str, recipe: str = "downpour") -> int:
     total = len(RAINTRAINH_TRAIN_PAIRS) + len(RAIN100L_TRAIN_PAIRS)
     if RECIPES[recipe].rain_free:
         total += _link_rain_free(os.path.join(train, "rain_free"), shared)
-    for name, rain_from, clean, variants, rotate, density, intensity in RECIPES[recipe].jobs:
-        dst = os.path.join(train, name)
+    for job in RECIPES[recipe].jobs:
+        dst = os.path.join(train, job.folder)
         if os.path.exists(os.path.join(dst, "manifest.csv")):  # finished earlier (written last)
             total += len(os.listdir(dst)) // 2
             continue
         tmp = dst + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        total += _moved(tmp, os.path.join(train, rain_from), os.path.join(src, clean), TRAIN_SEEDS[name], variants,
-                        rotate, density, intensity)
+        total += _moved(tmp, os.path.join(train, job.rain_from), os.path.join(src, job.clean), TRAIN_SEEDS[job.folder],
+                        job.variants, job.rotate, job.density, job.intensity, job.scale)
         os.replace(tmp, dst)
     return total
 

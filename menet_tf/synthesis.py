@@ -353,7 +353,11 @@ def transplant_map(rain: np.ndarray, shape, scale: float, rng: np.random.Generat
 
     ``angle`` (degrees, counter-clockwise) turns the streaks by that much: a window of the enlarged map
     large enough to hold the turned H x W crop is cut, turned (bicubic) and its centre kept, so no
-    corner is ever empty. ``angle=0`` cuts exactly what it always did."""
+    corner is ever empty. ``angle=0`` cuts exactly what it always did.
+
+    ``scale`` < 1 gives streaks finer than the source's (real photos' rain is often finer than RainTrainH's):
+    the map is shrunk ``scale`` times (bicubic, antialiased) and repeated side by side (wrapped) until it
+    covers the window, so the streaks are cut only where the source map's own borders meet."""
     h, w = int(shape[0]), int(shape[1])
     th = math.radians(float(angle))
     c, s_ = abs(math.cos(th)), abs(math.sin(th))
@@ -364,7 +368,11 @@ def transplant_map(rain: np.ndarray, shape, scale: float, rng: np.random.Generat
     r = np.asarray(rain, np.float32)
     from PIL import Image
 
-    if s != 1.0:
+    if scale < 1.0:  # finer streaks than the source's: the map shrunk, then repeated (wrapped) to cover
+        small = (max(1, int(round(rw * scale))), max(1, int(round(rh * scale))))
+        r = np.maximum(np.asarray(Image.fromarray(np.ascontiguousarray(r)).resize(small, Image.BICUBIC)), 0.0)
+        r = np.tile(r, (-(-wh // r.shape[0]) + 1, -(-ww // r.shape[1]) + 1))
+    elif s != 1.0:
         size = (max(ww, int(round(rw * s))), max(wh, int(round(rh * s))))
         r = np.maximum(np.asarray(Image.fromarray(np.ascontiguousarray(r)).resize(size, Image.BICUBIC)), 0.0)
     if rng.random() < 0.5:

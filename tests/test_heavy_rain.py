@@ -71,6 +71,10 @@ def test_the_storm_recipe_keeps_the_held_out_photos_out_and_its_rain_free_pairs_
         for name, rain_from, clean, *_ in spec.jobs:
             assert {rain_from, clean} <= sources, (recipe, name)
     assert heavy_rain.RECIPES["storm"].rain_free and not heavy_rain.RECIPES["downpour"].rain_free
+    # squall: storm's jobs as they are, plus finer rain (scales below 1) from the same sources
+    squall, storm = heavy_rain.RECIPES["squall"].jobs, heavy_rain.RECIPES["storm"].jobs
+    assert squall[:len(storm)] == storm and all(j.scale[0] < 1 for j in squall[len(storm):])
+    assert len({j.folder for r in heavy_rain.RECIPES.values() for j in r.jobs} - set(heavy_rain.TRAIN_SEEDS)) == 0
     n = heavy_rain._link_rain_free(str(tmp_path), SHARED)
     names = sorted(os.listdir(tmp_path))
     assert n == 96 and len(names) == 2 * n

@@ -353,6 +353,30 @@ def test_transplant_enlarges_streaks_and_covers_any_image():
     assert tall.shape == (140, 50) and tall.min() >= 0
 
 
+def test_transplant_below_scale_one_shrinks_the_map_and_repeats_it_to_cover():
+    """scale < 1: the map shrunk (PIL bicubic, the reference here) and tiled; the cut is a crop of that tiling
+    in one of the four orientations, and a streak is shorter by the scale."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    rain = rng.integers(0, 200, (40, 60)).astype(np.float32)
+    small = np.maximum(np.asarray(Image.fromarray(rain).resize((30, 20), Image.BICUBIC)), 0.0)
+    tiled = np.tile(small, (4, 4))
+    for k in range(12):
+        cut = synthesis.transplant_map(rain, (50, 70), 0.5, np.random.default_rng(k))
+        assert cut.shape == (50, 70)  # larger than the shrunk map (20 x 30): covered
+        assert _is_crop_of(cut, _variants(tiled)), k
+    line = np.zeros((60, 60), np.float32)
+    line[10:50, 30] = 200.0  # one vertical streak 40 px long; at scale 0.5 copies 20 px long, 30 px apart
+    cut = synthesis.transplant_map(line, (100, 100), 0.5, np.random.default_rng(3))
+    on = cut > cut.max() / 2
+    runs = []
+    for col in np.nonzero(on.any(axis=0))[0]:
+        edges = np.diff(np.concatenate([[0], on[:, col].astype(int), [0]]))
+        runs += list(np.nonzero(edges == -1)[0] - np.nonzero(edges == 1)[0])
+    assert 18 <= max(runs) <= 22 and np.count_nonzero(on.any(axis=1)) >= 50  # short, and repeated down the image
+
+
 def test_dataset_with_rain_from_moves_the_source_rain(tmp_path):
     rng = np.random.default_rng(7)
     src, clean_dir = tmp_path / "src", tmp_path / "clean"

@@ -46,7 +46,8 @@ flags.DEFINE_list("haze_range", None, "lo,hi: rain accumulation (haze) strength 
 flags.DEFINE_list("airlight_range", ["200", "245"], "lo,hi: the haze's grey level, uniform.")
 flags.DEFINE_string("rain_from", None, "A paired data set (e.g. a training set of real benchmark rain): render "
                     "no rain but move its rain maps O - B onto the clean images, enlarged by --scale_range "
-                    "(menet_tf.synthesis.transplant_map); instead of --style.")
+                    "(below 1: shrunk and repeated until they cover; menet_tf.synthesis.transplant_map); "
+                    "instead of --style.")
 flags.DEFINE_list("rotate_range", None, "lo,hi degrees (with --rain_from): turn each moved rain map by an "
                   "angle drawn uniformly from this range (e.g. -12,12); default none.")
 flags.DEFINE_list("density_range", None, "lo,hi >= 1 (with --rain_from): sum this many moved rain maps per "

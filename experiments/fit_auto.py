@@ -1,9 +1,10 @@
 r"""Research tool: fit the ``--model=auto`` rule (menet_tf.auto) on training pairs and check it on held-out sets.
 
-    python -m experiments.fit_auto --light=menet-lb-multiscale --heavy=menet-lb-storm --measure=extra \
-        --light_dirs=runs/storm_train/train/rain100l,runs/storm_train/train/light_bsds,runs/storm_train/train/rain_free \
-        --heavy_dirs=runs/storm_train/train/storm_bsds,runs/storm_train/train/storm_r100l,runs/storm_train/train/raintrainh \
-        --check="Rain100L test half=light:runs/rain100l_half/test,held-out heavy rain=heavy:runs/heavy_test,Rain100L test half clean images=free:runs/rain100l_half/test" \
+    T=runs/squall_train/train   # python -m data_prep.heavy_rain --make=train --recipe=squall
+    python -m experiments.fit_auto --light=menet-lb-multiscale --heavy=menet-lb-squall --measure=extra \
+        --light_dirs=$T/rain100l,$T/light_bsds,$T/rain_free \
+        --heavy_dirs=$T/storm_bsds,$T/storm_r100l,$T/fine_bsds,$T/fine_r100l,$T/raintrainh \
+        --check="Rain100L test half=light:runs/rain100l_half/test,Held-out heavy rain=heavy:runs/heavy_test,Rain100L test half clean images=free:runs/rain100l_half/test" \
         --out=menet_tf/pretrained/auto.json
 
 For each rainy image of the training folders it measures the rain amount (--measure=heavy:

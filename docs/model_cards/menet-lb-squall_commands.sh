@@ -19,7 +19,7 @@ python -m experiments.train --flagfile=experiments/table1/lp_le_lt_lb_ca.flags -
 python -m experiments.ship_model --model_dir=runs/menet_lb_squall --name=menet-lb-squall \
     --summary="MENET-LB (8 residual blocks + channel attention) for heavy rain in real photos: menet-lb-storm's data (RainTrainH's rain moved onto BSDS500 photos and Rain100L backgrounds at 1-3x, turned, 1-2.5 layers, fainter; light data; rain-free pairs) plus the same rain 0.4-1x as fine, 1-3 layers" \
     --training_data_file=docs/model_cards/menet-lb-squall_data.md --commands_file=docs/model_cards/menet-lb-squall_commands.sh \
-    --train_wall_time_s=WALL \
+    --train_wall_time_s=4189 \
     --license_note="Trained on BSDS500 photos (research use) and on Rain100L and RainTrainH and their rain (research data sets distributed by their authors for research use); use these weights under the same terms." \
     --test_dirs="Rain100L test half (pairs 1-50)=runs/rain100l_half/test" \
     --rain_free_dirs="Rain100L test half (pairs 1-50)=runs/rain100l_half/test"

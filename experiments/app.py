@@ -60,6 +60,7 @@ def main(argv):
         sock = socket.socket(socket.AF_INET6 if ":" in FLAGS.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((FLAGS.host, FLAGS.port))
+        sock.listen(128)  # connections wait in the queue from now on, not refused while uvicorn starts
     except OSError as e:
         cliutil.usage_error(PROG, f"cannot listen on {FLAGS.host}:{FLAGS.port} ({e.strerror or e})")
     config = AppConfig(default_model=FLAGS.model, max_upload_mb=FLAGS.max_upload_mb,

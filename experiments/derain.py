@@ -213,7 +213,7 @@ def derain_one_photo(derainer, path: str, stem: str, index: int) -> None:
     derained = derainer.derain(rainy, progress=lambda done, total: bar.update(done),
                                after_tiles=compare if FLAGS.compare_whole else None)
     if getattr(derainer, "last_choice", None):
-        what = "removes" if derainer.rule.measure == "heavy" else "removes beyond the light model"
+        what = "removes beyond the light model" if derainer.rule.needs_light else "removes"
         print(f"  auto: {derainer.last_choice} (the heavy model {what} {derainer.last_amount:.1f} grey levels on "
               "average)", flush=True)
     during = lambda: crash_point("derain_during_write", index - 1)  # noqa: E731 - crash tests only

@@ -22,13 +22,14 @@ import json
 from absl import app, flags
 
 from experiments import cliutil
+from menet_tf.auto import MEASURES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("light", None, "the light-rain model (shipped name)")
 flags.DEFINE_string("heavy", None, "the heavy-rain model (shipped name)")
 flags.DEFINE_list("light_dirs", None, "training pair folders of light rain")
 flags.DEFINE_list("heavy_dirs", None, "training pair folders of heavy rain")
-flags.DEFINE_enum("measure", "extra", sorted(["heavy", "extra"]), "what the rule thresholds (menet_tf.auto.MEASURES)")
+flags.DEFINE_enum("measure", "extra", sorted(MEASURES), "what the rule thresholds (menet_tf.auto.MEASURES)")
 flags.DEFINE_list("check", [], "held-out sets 'label=kind:folder', kind light, heavy or free")
 flags.DEFINE_integer("max_per_dir", None, "only the first N pairs of each training folder", lower_bound=1)
 flags.DEFINE_string("out", None, "where the rule goes (JSON)")
@@ -43,7 +44,7 @@ def main(argv):
     import numpy as np
 
     from menet_tf import atomic, pretrained
-    from menet_tf.auto import MEASURES, AutoRule, best_threshold
+    from menet_tf.auto import best_threshold, measure_amount
     from menet_tf.derainer import Derainer
     from menet_tf.imageio import read_image
     from menet_tf.pairs import find_pairs
@@ -54,7 +55,6 @@ def main(argv):
             cliutil.usage_error(PROG, f"{name}: not a shipped model ({', '.join(pretrained.names())})")
     heavy = Derainer.load(model_dir=pretrained.model_dir(FLAGS.heavy))
     light = Derainer.load(model_dir=pretrained.model_dir(FLAGS.light)) if FLAGS.measure == "extra" else None
-    measure = AutoRule(FLAGS.light, FLAGS.heavy, 0.0, {}, FLAGS.measure).amount
 
     def amounts(folder, clean=False, limit=None):
         try:
@@ -68,7 +68,8 @@ def main(argv):
                 image = read_image(c if clean else r)
             except ValueError as e:  # ImageError names the file
                 raise SystemExit(f"error: {e}") from None
-            out.append(measure(image, light.derain(image) if light else None, heavy.derain(image)))
+            out.append(measure_amount(FLAGS.measure, image, light.derain(image) if light else None,
+                                      heavy.derain(image)))
             bar.update(k)
         return out
 

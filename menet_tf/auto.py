@@ -3,8 +3,11 @@ per photo.
 
 The rule: de-rain with the heavy-rain model and measure how much it took away, the mean over the photo
 of the luma it removed (:func:`rain_amount`, grey levels; rain only brightens, so only what got darker
-counts). Above the threshold the photo has heavy rain and keeps that output; below it, the light-rain
-model de-rains it (light rain and photos without rain). The pair and the threshold are in
+counts). With the ``extra`` measure (the shipped rule's) the light model's amount is subtracted
+(:func:`extra_rain`): real heavy rain is faint per pixel, so the heavy model alone removes about as much
+from a real downpour as from benchmark light rain, while what it removes *beyond* the light model tells
+them apart. Above the threshold the photo has heavy rain and keeps the heavy model's output; below it,
+the light model's (light rain and photos without rain). The pair and the threshold are in
 ``menet_tf/pretrained/auto.json``, with the training pairs the threshold was fitted on
 (``experiments.fit_auto``; never a test set) and how often it chose right on held-out sets.
 """
@@ -17,8 +20,8 @@ import os
 
 import numpy as np
 
-__all__ = ["AUTO", "AUTO_FILE", "MEASURES", "AutoDerainer", "AutoRule", "best_threshold", "extra_rain", "rain_amount",
-           "rule"]
+__all__ = ["AUTO", "AUTO_FILE", "MEASURES", "AutoDerainer", "AutoRule", "best_threshold", "extra_rain",
+           "measure_amount", "rain_amount", "rule"]
 
 AUTO = "auto"
 AUTO_FILE = "auto.json"
@@ -40,6 +43,14 @@ def extra_rain(rainy, light_out, heavy_out) -> float:
     """What the heavy model removes beyond the light one: rain_amount(rainy, heavy_out) - rain_amount(rainy,
     light_out), grey levels (negative when the light model removes more)."""
     return rain_amount(rainy, heavy_out) - rain_amount(rainy, light_out)
+
+
+def measure_amount(measure: str, rainy, light_out, heavy_out) -> float:
+    """One image's amount by ``measure`` (a key of :data:`MEASURES`; ``light_out`` is unused, and may be None,
+    for ``heavy``)."""
+    if measure == "extra":
+        return extra_rain(rainy, light_out, heavy_out)
+    return rain_amount(rainy, heavy_out)
 
 
 def best_threshold(light, heavy) -> tuple[float, int]:
@@ -72,11 +83,14 @@ class AutoRule:
     def is_heavy(self, amount: float) -> bool:
         return amount > self.threshold
 
+    @property
+    def needs_light(self) -> bool:
+        """Whether the measure needs the light model's output too."""
+        return self.measure == "extra"
+
     def amount(self, rainy, light_out, heavy_out) -> float:
-        """The rule's measure of one image (``light_out`` is unused, and may be None, for ``heavy``)."""
-        if self.measure == "extra":
-            return extra_rain(rainy, light_out, heavy_out)
-        return rain_amount(rainy, heavy_out)
+        """The rule's measure of one image (:func:`measure_amount`)."""
+        return measure_amount(self.measure, rainy, light_out, heavy_out)
 
 
 def rule(path: str | None = None) -> AutoRule:
@@ -109,7 +123,7 @@ class AutoDerainer:
         self.light, self.heavy, self.rule = light, heavy, auto_rule
         self.last_choice: str | None = None
         self.last_amount: float | None = None
-        what = "removes" if auto_rule.measure == "heavy" else f"removes, beyond what {auto_rule.light} does,"
+        what = f"removes, beyond what {auto_rule.light} does," if auto_rule.needs_light else "removes"
         self.description = (f"auto: {auto_rule.light} or, for heavy rain (the heavy model {what} more than "
                             f"{auto_rule.threshold:.1f} grey levels on average), {auto_rule.heavy}")
 
@@ -140,26 +154,26 @@ class AutoDerainer:
     def derain(self, rainy, progress=None, exact_float=False, after_tiles=None):
         from menet_tf.derainer import to_uint8
 
+        def run_light():
+            return self.light.derain(rainy, progress=progress, exact_float=exact_float, after_tiles=after_tiles)
+
         heavy = self.heavy.derain(rainy, progress=progress)
-        light = None
-        if self.rule.measure == "extra":  # the light model's output is part of the measure
-            light = self.light.derain(rainy, progress=progress, exact_float=exact_float, after_tiles=after_tiles)
-        measured = light if light is None or not exact_float else to_uint8(light)  # as fitted: uint8 outputs
+        light = run_light() if self.rule.needs_light else None
+        measured = to_uint8(light) if light is not None and exact_float else light  # as fitted: uint8 outputs
         self.last_amount = self.rule.amount(rainy, measured, heavy)
         if self.rule.is_heavy(self.last_amount):
             self.last_choice = self.rule.heavy
             return heavy.astype(np.float32) if exact_float else heavy
         self.last_choice = self.rule.light
-        if light is None:
-            light = self.light.derain(rainy, progress=progress, exact_float=exact_float, after_tiles=after_tiles)
-        return light
+        return run_light() if light is None else light
 
     def derain_batch(self, frames):
         heavy = self.heavy.derain_batch(frames)
-        light = self.light.derain_batch(frames) if self.rule.measure == "extra" else [None] * len(frames)
-        self.last_amount = float(np.mean([self.rule.amount(f, lo, h) for f, lo, h in zip(frames, light, heavy)]))
+        light = self.light.derain_batch(frames) if self.rule.needs_light else None
+        self.last_amount = float(np.mean([self.rule.amount(f, None if light is None else light[i], h)
+                                          for i, (f, h) in enumerate(zip(frames, heavy))]))
         if self.rule.is_heavy(self.last_amount):
             self.last_choice = self.rule.heavy
             return heavy
         self.last_choice = self.rule.light
-        return light if self.rule.measure == "extra" else self.light.derain_batch(frames)
+        return self.light.derain_batch(frames) if light is None else light

@@ -21,15 +21,20 @@ def test_rain_amount_is_the_mean_luma_removed():
     assert auto.rain_amount(derained * 0, derained) == 0.0  # getting brighter is not rain removed
 
 
-def test_the_rule_picks_the_heavy_output_above_the_threshold_and_the_light_model_below(tmp_path):
-    light, heavy = "menet-lb-rain100l", "menet-lb-heavy"
+def _pair_and_rainy(seed: int):
+    """The two shipped models the rule tests use (light, heavy: names and Derainers) and a small heavy-rain image."""
     from menet_tf import synthesis
     from menet_tf.derainer import Derainer
 
-    clean = np.random.default_rng(1).integers(40, 200, (64, 80, 3), dtype=np.uint8)
-    rainy = synthesis.add_rain(clean, "heavy", np.random.default_rng(2))
-    d_light = Derainer.load(model_dir=pretrained.model_dir(light))
-    d_heavy = Derainer.load(model_dir=pretrained.model_dir(heavy))
+    light, heavy = "menet-lb-rain100l", "menet-lb-heavy"
+    clean = np.random.default_rng(seed).integers(40, 200, (64, 80, 3), dtype=np.uint8)
+    rainy = synthesis.add_rain(clean, "heavy", np.random.default_rng(seed + 1))
+    return (light, heavy, Derainer.load(model_dir=pretrained.model_dir(light)),
+            Derainer.load(model_dir=pretrained.model_dir(heavy)), rainy)
+
+
+def test_the_rule_picks_the_heavy_output_above_the_threshold_and_the_light_model_below(tmp_path):
+    light, heavy, d_light, d_heavy, rainy = _pair_and_rainy(1)
     amount = auto.rain_amount(rainy, d_heavy.derain(rainy))
     assert amount > 1.0
     for threshold, chosen, want in ((amount - 0.5, heavy, d_heavy.derain(rainy)),
@@ -47,14 +52,7 @@ def test_the_rule_picks_the_heavy_output_above_the_threshold_and_the_light_model
 
 
 def test_the_extra_measure_subtracts_the_light_models_amount_and_picks_by_it(tmp_path):
-    light, heavy = "menet-lb-rain100l", "menet-lb-heavy"
-    from menet_tf import synthesis
-    from menet_tf.derainer import Derainer
-
-    clean = np.random.default_rng(3).integers(40, 200, (64, 80, 3), dtype=np.uint8)
-    rainy = synthesis.add_rain(clean, "heavy", np.random.default_rng(4))
-    d_light = Derainer.load(model_dir=pretrained.model_dir(light))
-    d_heavy = Derainer.load(model_dir=pretrained.model_dir(heavy))
+    light, heavy, d_light, d_heavy, rainy = _pair_and_rainy(3)
     out_l, out_h = d_light.derain(rainy), d_heavy.derain(rainy)
     y = lambda a: a.astype(float) @ np.array([0.299, 0.587, 0.114])  # noqa: E731
     extra = np.maximum(y(rainy) - y(out_h), 0).mean() - np.maximum(y(rainy) - y(out_l), 0).mean()

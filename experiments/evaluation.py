@@ -241,6 +241,7 @@ def evaluate_model(
          "protocols": {"paper":    {"dataset", "protocol", "num_images", "psnr", "ssim"},
                        "standard": {"dataset", "protocol", "num_images", "psnr", "ssim"}},
          "paper_num_crops": 1000, "crop_size": 224, "data_dir": "/abs/path",
+         "per_image": {"paper": [["rain-001", psnr, ssim], ...], "standard": [...]},
          "saved_images": [{"name": "rain-001", "file": "images/rain-001.png",
                            "rainy": "/abs/rain-001.png", "clean": "/abs/norain-001.png"}, ...]}
 
@@ -337,6 +338,12 @@ def evaluate_model(
     if standard:
         summary["protocols"]["standard"] = _protocol_entry(ds, "standard", n, [r[1] for r in std_rows],
                                                            [r[2] for r in std_rows])
+    # every image's scores (standard: the whole image; paper: the mean of its crops), as in the CSV files
+    summary["per_image"] = {}
+    if paper:
+        summary["per_image"]["paper"] = [list(r) for r in per_image_means(crop_rows)]
+    if standard:
+        summary["per_image"]["standard"] = [list(r) for r in std_rows]
     if isinstance(data_dir, (str, os.PathLike)):
         summary["data_dir"] = os.path.abspath(os.fspath(data_dir))
     summary["saved_images"] = saved

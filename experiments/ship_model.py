@@ -10,8 +10,9 @@ r"""Package a trained model directory as a shipped model (``menet_tf/pretrained/
 Writes, whole or not at all (a temporary folder, then a rename), ``menet_tf/pretrained/<name>/``:
 ``config.json`` and ``net.weights.h5`` (copied; every weight must be float32 and the file at most 6 MB),
 ``<name>.json`` (the card: net config, training data, commands, wall time and machine, scores on every
---test_dirs set in both protocols, the rain-free (do-no-harm) scores of every --rain_free_dirs set, the
-weights' sha256) and ``<name>.md`` (the same, for people).
+--test_dirs set in both protocols, the rain-free (do-no-harm) scores of every --rain_free_dirs set, each
+with every image's scores in ``per_image`` (``[name, psnr, ssim]``; paper protocol: the mean of the image's
+crops), the weights' sha256) and ``<name>.md`` (the same, for people).
 Scores are measured here, by ``experiments.evaluation`` on the copied weights. The training data must be
 disjoint from every test set: a test image file that is also a training file (same resolved path or same
 bytes) stops the command. ``--text_only`` rewrites only the texts of a shipped model's card (e.g. its
@@ -167,7 +168,8 @@ def measure(model_dir: str, tests: dict, rain_free: dict, name: str) -> list:
                 entry = summary["protocols"][protocol]
                 scores.append({"test_set": label, "folder": folder, "protocol": protocol,
                                "num_images": entry["num_images"], "psnr": entry["psnr"], "ssim": entry["ssim"]}
-                              | ({"rain_free": True} if free else {}))
+                              | ({"rain_free": True} if free else {})
+                              | {"per_image": summary["per_image"][protocol]})
                 print(f"{label}{' (rain-free)' if free else ''} {protocol}: {entry['psnr']:.2f} dB / "
                       f"{entry['ssim']:.4f}", flush=True)
     return scores
@@ -220,8 +222,17 @@ def add_scores() -> None:
               "(the card's training data text says what it was)", flush=True)
     new = measure(target, tests, free, FLAGS.name)
     key = lambda s: (s["test_set"], bool(s.get("rain_free")))  # noqa: E731 - a set's scores are replaced whole
-    replaced = {key(s) for s in new}
-    card["scores"] = [s for s in card["scores"] if key(s) not in replaced] + new
+    by_key: dict = {}
+    for s in new:
+        by_key.setdefault(key(s), []).append(s)
+    scores = []  # a replaced set keeps its place on the card; new sets go last
+    for s in card["scores"]:
+        if key(s) not in by_key:
+            scores.append(s)
+        elif by_key[key(s)]:
+            scores.extend(by_key.pop(key(s)))
+            by_key[key(s)] = []
+    card["scores"] = scores + [s for group in by_key.values() for s in group]
     _rewrite(target, card)
     print(f"added {len(new)} scores to the card of {target} (weights, texts unchanged)")
 

@@ -163,6 +163,10 @@ def test_identity_paper_protocol_equals_numpy_tf_image_rederivation(tmp_path):
     assert [int(x["crop"]) for x in rows] == list(range(10)) * 100
     np.testing.assert_allclose([float(x["psnr"]) for x in rows], ref_psnr, atol=1e-5)
     np.testing.assert_allclose([float(x["ssim"]) for x in rows], ref_ssim, atol=1e-5)
+    per = summary["per_image"]["paper"]  # each image's scores: the mean of its 10 crops
+    assert [r[0] for r in per] == names[::10]
+    np.testing.assert_allclose([r[1] for r in per], ref_psnr.reshape(100, 10).mean(1), atol=1e-5)
+    np.testing.assert_allclose([r[2] for r in per], ref_ssim.reshape(100, 10).mean(1), atol=1e-5)
     print(f"identity paper protocol on Rain100L: PSNR {paper['psnr']:.4f} SSIM {paper['ssim']:.4f}")
 
 
@@ -206,6 +210,10 @@ def test_tiny_net_matches_hand_run_net(synth_dir, tiny_model_dir, evaluated):
     assert std["num_images"] == 3
     assert std["psnr"] == pytest.approx(np.mean([p for p, _ in ref_std]), abs=1e-6)
     assert std["ssim"] == pytest.approx(np.mean([s for _, s in ref_std]), abs=1e-6)
+    # the summary's per-image rows (what model cards keep) are the hand-run scores, image by image
+    per = summary["per_image"]["standard"]
+    assert [r[0] for r in per] == [f"rain-{i}" for i in range(1, 4)]
+    np.testing.assert_allclose([r[1:] for r in per], ref_std, atol=1e-6)
     # the test can tell BN modes apart (and evaluation used inference mode): a training-mode BN
     # changes the output by more than a grey level somewhere in every image
     assert min(trained_mode) > 1.0
@@ -213,6 +221,9 @@ def test_tiny_net_matches_hand_run_net(synth_dir, tiny_model_dir, evaluated):
     ref_s = np.concatenate([s for _, s in ref_crops])
     np.testing.assert_allclose([float(x["psnr"]) for x in crop_rows], ref_p, atol=2e-3)
     np.testing.assert_allclose([float(x["ssim"]) for x in crop_rows], ref_s, atol=2e-5)
+    per = summary["per_image"]["paper"]  # each image's scores: the mean of its 10 crops
+    np.testing.assert_allclose([r[1] for r in per], ref_p.reshape(3, 10).mean(1), atol=2e-3)
+    np.testing.assert_allclose([r[2] for r in per], ref_s.reshape(3, 10).mean(1), atol=2e-5)
     assert summary["protocols"]["paper"]["psnr"] == pytest.approx(ref_p.mean(), abs=1e-3)
     # the identity model on the same pairs is a different number (the net really ran)
     assert evaluated["identity"][1]["protocols"]["standard"]["psnr"] != pytest.approx(std["psnr"], abs=1e-3)

@@ -57,6 +57,11 @@ def test_ship_then_rewrite_texts_only(tmp_path):
     measured = evaluation.evaluate_model(predict, test, protocols="both", save_images=0, multiple=multiple, progress=False)
     for s in card["scores"]:
         assert s["test_set"] == "held out" and abs(s["psnr"] - measured["protocols"][s["protocol"]]["psnr"]) < 1e-9
+        # every image's scores are on the card too, and the card's score is their mean
+        want = measured["per_image"][s["protocol"]]
+        assert [row[0] for row in s["per_image"]] == [row[0] for row in want] and len(want) == s["num_images"]
+        np.testing.assert_allclose([row[1:] for row in s["per_image"]], [row[1:] for row in want], atol=1e-9)
+        assert abs(np.mean([row[1] for row in s["per_image"]]) - s["psnr"]) < 1e-9
     assert {s["protocol"] for s in card["scores"]} == {"standard", "paper"}
 
     # --text_only: new texts, the same weights, scores and sha256; the .md follows the JSON
@@ -72,6 +77,22 @@ def test_ship_then_rewrite_texts_only(tmp_path):
     assert "second summary" in md and "second data text" in md and "first summary" not in md
     with open(os.path.join(folder, "net.weights.h5"), "rb") as f, open(os.path.join(model, "net.weights.h5"), "rb") as g:
         assert f.read() == g.read()
+
+    # --add_scores: a new set goes last; a set measured again is replaced whole, in its place on the card
+    base = ["--name=tiny-test", f"--output_root={out}", "--add_scores"]
+    r = _ship(*base, f"--rain_free_dirs=free={test}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = _ship(*base, f"--test_dirs=held out={test}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    card3 = json.load(open(os.path.join(folder, "tiny-test.json")))
+    assert [(s["test_set"], s["protocol"], bool(s.get("rain_free"))) for s in card3["scores"]] == \
+        [("held out", "standard", False), ("held out", "paper", False), ("free", "standard", True)]
+    assert card3["scores"][:2] == card2["scores"]  # the same weights measured again: the same scores
+    free = evaluation.evaluate_model(predict, test, protocols="standard", save_images=0, multiple=multiple,
+                                     progress=False, rain_free=True)
+    assert card3["scores"][2]["psnr"] == free["protocols"]["standard"]["psnr"]
+    assert card3["scores"][2]["per_image"] == free["per_image"]["standard"]
+    assert {k: v for k, v in card3.items() if k != "scores"} == {k: v for k, v in card2.items() if k != "scores"}
 
     # --text_only measures nothing, so it takes none of what measuring needs
     r = _ship(*common, "--text_only", "--summary=x", f"--test_dirs=held out={test}")

@@ -222,17 +222,15 @@ def add_scores() -> None:
               "(the card's training data text says what it was)", flush=True)
     new = measure(target, tests, free, FLAGS.name)
     key = lambda s: (s["test_set"], bool(s.get("rain_free")))  # noqa: E731 - a set's scores are replaced whole
-    by_key: dict = {}
-    for s in new:
-        by_key.setdefault(key(s), []).append(s)
-    scores = []  # a replaced set keeps its place on the card; new sets go last
+    measured = {key(s) for s in new}
+    scores, placed = [], set()  # a replaced set keeps its place on the card; new sets go last
     for s in card["scores"]:
-        if key(s) not in by_key:
+        if key(s) not in measured:
             scores.append(s)
-        elif by_key[key(s)]:
-            scores.extend(by_key.pop(key(s)))
-            by_key[key(s)] = []
-    card["scores"] = scores + [s for group in by_key.values() for s in group]
+        elif key(s) not in placed:
+            scores.extend(n for n in new if key(n) == key(s))
+            placed.add(key(s))
+    card["scores"] = scores + [n for n in new if key(n) not in placed]
     _rewrite(target, card)
     print(f"added {len(new)} scores to the card of {target} (weights, texts unchanged)")
 

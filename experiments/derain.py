@@ -52,6 +52,8 @@ flags.DEFINE_string("model", None, "a shipped model by name (menet_tf.pretrained
                     "--model, --model_dir and --saved_model: the default shipped model")
 flags.DEFINE_integer("tile", 1024, "tile side in pixels (rounded down to the net's multiple); 0 = whole image")
 flags.DEFINE_integer("tile_overlap", -1, "pixels shared by adjacent tiles (rounded up to the multiple); -1 = auto")
+flags.DEFINE_bool("self_ensemble", False, "de-rain each image 4 times, flipped left-right and up-down, and keep the mean "
+                  "(4x the time; +0.3 dB on heavy rain, +0.6 on Rain100L for the default: README)")
 flags.DEFINE_bool("side_by_side", False, "also write foo_side_by_side.png (rainy | de-rained)")
 flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir only)")
 flags.DEFINE_bool("mixed_precision", False, "mixed_float16 on GPU / mixed_bfloat16 on CPU (--model_dir only)")
@@ -168,10 +170,12 @@ def load_model():
             from menet_tf.auto import AutoDerainer
 
             return AutoDerainer.load(mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-                                     tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, rain_scale=FLAGS.rain_scale)
+                                     tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, rain_scale=FLAGS.rain_scale,
+                                     self_ensemble=FLAGS.self_ensemble)
         return Derainer.load(model_dir=FLAGS.model_dir, saved_model=FLAGS.saved_model,
                              mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-                             tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, rain_scale=FLAGS.rain_scale)
+                             tile=FLAGS.tile, tile_overlap=FLAGS.tile_overlap, rain_scale=FLAGS.rain_scale,
+                             self_ensemble=FLAGS.self_ensemble)
     except ValueError as e:
         usage_error(f"--{e}" if str(e).startswith(("tile", "rain_scale")) else str(e))
 
@@ -204,8 +208,10 @@ def derain_one_photo(derainer, path: str, stem: str, index: int) -> None:
     plan = derainer.plan(*rainy.shape[:2])
     pass1 = f" + {plan.windows} attention windows" if plan.windows else ""
     at = f", rain scale {plan.scale:.2f}: the net runs at {plan.net_width}x{plan.net_height}" if plan.scale > 1 else ""
-    print(f": {rainy.shape[1]}x{rainy.shape[0]}{at}, {plan.tiles} tile{'s' if plan.tiles > 1 else ''}{pass1}", flush=True)
-    bar = progress_bar(plan.windows + plan.tiles, unit_name="tile")
+    passes = f", {plan.passes} flips" if plan.passes > 1 else ""
+    print(f": {rainy.shape[1]}x{rainy.shape[0]}{at}, {plan.tiles} tile{'s' if plan.tiles > 1 else ''}{pass1}{passes}",
+          flush=True)
+    bar = progress_bar(plan.net_calls, unit_name="tile")
 
     def compare(image, tiled):
         print("  " + compare_with_whole(derainer, image, tiled, derainer.tile, derainer.overlap), flush=True)

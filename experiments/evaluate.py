@@ -69,6 +69,8 @@ flags.DEFINE_enum("figure_protocol", "auto", ["auto", "standard", "paper"], "--c
                   "scores the figures show (auto: standard when every folder has it, else paper)")
 flags.DEFINE_bool("skip_bad_pairs", False, "drop unreadable / mismatched pairs with a warning instead of stopping")
 flags.DEFINE_bool("jit_compile", False, "compile the net with XLA (--model_dir only)")
+flags.DEFINE_bool("self_ensemble", False, "score the mean of the model over 4 flips of each image (left-right, "
+                  "up-down: menet_tf.inference.self_ensemble)")
 flags.DEFINE_bool("progress", True, "show a progress bar over the images")
 flags.DEFINE_bool("rain_free", False, "the do-no-harm score: de-rain the *clean* images of --data_dir and score "
                   "them against themselves (how much the model changes photos without rain; the identity "
@@ -214,7 +216,8 @@ def run_evaluation() -> None:
 
             from menet_tf.auto import AutoDerainer
 
-            auto_derainer, multiple, default_name = AutoDerainer.load(jit_compile=FLAGS.jit_compile), 1, "auto"
+            auto_derainer = AutoDerainer.load(jit_compile=FLAGS.jit_compile, self_ensemble=FLAGS.self_ensemble)
+            multiple, default_name = 1, "auto + self-ensemble" if FLAGS.self_ensemble else "auto"
 
             def predict(images):
                 batch = np.clip(np.round(np.asarray(images)), 0, 255).astype(np.uint8)
@@ -222,14 +225,15 @@ def run_evaluation() -> None:
         else:
             predict, multiple, default_name = evaluation.load_predictor(
                 model_dir=FLAGS.model_dir, saved_model=FLAGS.saved_model, identity=FLAGS.model == "identity",
-                jit_compile=FLAGS.jit_compile)
+                jit_compile=FLAGS.jit_compile, self_ensemble=FLAGS.self_ensemble)
     except (ValueError, OSError) as e:
         fail(e)
     extra = {k: os.path.abspath(v) for k, v in (("model_dir", FLAGS.model_dir), ("saved_model", FLAGS.saved_model)) if v}
     try:
         summary = evaluation.evaluate_model(
             predict, FLAGS.data_dir, protocols=FLAGS.protocol, output_dir=output_dir,
-            name=FLAGS.name or (default_name if FLAGS.model in ("net", "identity", "auto") else FLAGS.model), crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
+            name=FLAGS.name or (default_name if FLAGS.model in ("net", "identity", "auto")
+                                else FLAGS.model + (" + self-ensemble" if FLAGS.self_ensemble else "")), crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
             save_images=FLAGS.save_images, multiple=multiple, rainy_glob=FLAGS.rainy_glob,
             clean_glob=FLAGS.clean_glob, skip_bad_pairs=FLAGS.skip_bad_pairs, progress=FLAGS.progress,
             extra=extra, rain_free=FLAGS.rain_free)

@@ -123,7 +123,7 @@ def read_summary(eval_dir: str) -> dict:
 
 
 def load_predictor(model_dir: str | None = None, saved_model: str | None = None, identity: bool = False,
-                   jit_compile: bool = False):
+                   jit_compile: bool = False, self_ensemble: bool = False):
     """The model to evaluate, as ``(predict, multiple, name)`` for :func:`evaluate_model`.
 
     Exactly one source: ``model_dir`` (config.json + net.weights.h5, :func:`menet_tf.model.load_net`),
@@ -134,12 +134,25 @@ def load_predictor(model_dir: str | None = None, saved_model: str | None = None,
     (both sources pad to the net's multiple themselves; BN in inference mode); ``None`` for the
     identity model. ``multiple``: the net's required multiple (4, or 16 with channel attention; for a
     SavedModel the one recorded in its menet_export.json, else 16; 1 for identity). ``name``: the
-    display name, the folder's base name or "Input".
+    display name, the folder's base name or "Input". With ``self_ensemble``, ``predict`` is the mean of the
+    model over the flips of :func:`menet_tf.inference.self_ensemble`, ``multiple`` is 1 (each flip pads
+    itself) and the name ends in " + self-ensemble".
     """
     if sum([bool(model_dir), bool(saved_model), bool(identity)]) != 1:
         raise ValueError("give exactly one of model_dir, saved_model and identity=True")
     if identity:
         return None, 1, IDENTITY_NAME
+    if self_ensemble:
+        from menet_tf import inference
+
+        single, multiple, name = load_predictor(model_dir, saved_model, jit_compile=jit_compile)
+
+        def ensembled(images):
+            return inference.self_ensemble(lambda flipped, k: single(flipped), images, batch=True)
+
+        ensembled.single = single
+        # multiple 1: each flip of the image itself is padded (by ``single``), as Derainer(self_ensemble=True) does
+        return ensembled, 1, name + " + self-ensemble"
     import tensorflow as tf
 
     from menet_tf import export, inference

@@ -35,6 +35,7 @@ flags.DEFINE_list("models", None, "shipped model names or model directories (def
 flags.DEFINE_list("extra_dirs", None, "LABEL=FOLDER,...: outputs another tool made (e.g. experiments.prenet_peer), "
                   "<photo stem>.png each, shown after the models' panels")
 flags.DEFINE_list("rain_scales", ["1", "auto"], "rain scales to de-rain each photo at: 1, a number >= 1, or auto")
+flags.DEFINE_bool("self_ensemble", False, "de-rain with the mean over 4 flips (menet_tf.inference.self_ensemble)")
 flags.DEFINE_integer("width", 1500, "width of each JPEG (all panels)")
 flags.DEFINE_integer("max_kb", 200, "largest JPEG size in KB")
 flags.DEFINE_integer("crop", 0, "show only the central N x N pixels of each panel, at full resolution (--width is then "
@@ -79,13 +80,14 @@ def main(argv):
     from menet_tf.imageio import list_image_inputs as list_inputs
     from menet_tf.imageio import read_image
 
-    derainers = [Derainer.load(model_dir=d) for d in model_dirs]  # whole up to 1024 px, exact tiles above
+    derainers = [Derainer.load(model_dir=d, self_ensemble=FLAGS.self_ensemble) for d in model_dirs]  # whole up to 1024 px, exact tiles above
 
     paths, others = list_inputs(FLAGS.input)
     for path, reason in others:
         print(f"not processed: {path}: {reason}")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    labels = [f"{m} @ {sc}" for m in models for sc in FLAGS.rain_scales] + [label for label, _ in extras]
+    se = " + self-ensemble" if FLAGS.self_ensemble else ""
+    labels = [f"{m}{se} @ {sc}" for m in models for sc in FLAGS.rain_scales] + [label for label, _ in extras]
     removed_all = []
     for path in paths:
         rainy = read_image(path, exif_transpose=True)

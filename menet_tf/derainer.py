@@ -7,7 +7,8 @@ videos and the web page, so that all three give the same bytes for the same imag
 
 Tiles (``tile``, ``tile_overlap``; exact for CA nets from a model directory, in two passes) and the rain
 scale (``rain_scale``: a number >= 1 or ``"auto"``, :func:`menet_tf.inference.derain_at_scale`) are those of
-``experiments.derain``, whose flags document them.
+``experiments.derain``, whose flags document them. ``self_ensemble=True`` de-rains each image four times, flipped
+(:func:`menet_tf.inference.self_ensemble`), and returns the mean.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def to_uint8(image) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """How one image of a size is de-rained: at which rain scale, at which net input size, in how many
-    tiles (``tiles`` = 1: whole) and attention windows (``windows``: the first pass of exact CA tiles)."""
+    tiles (``tiles`` = 1: whole) and attention windows (``windows``: the first pass of exact CA tiles), all
+    ``passes`` times (4 with the self-ensemble, else 1)."""
 
     scale: float
     net_height: int
@@ -38,6 +40,12 @@ class Plan:
     use_tiles: bool
     windows: int
     tiles: int
+    passes: int = 1
+
+    @property
+    def net_calls(self) -> int:
+        """Net calls for one image: what ``progress`` of :meth:`Derainer.derain` counts to."""
+        return self.passes * (self.windows + self.tiles)
 
 
 def _checked_rain_scale(rain_scale) -> str:
@@ -50,13 +58,14 @@ def _checked_rain_scale(rain_scale) -> str:
 class Derainer:
     def __init__(self, fn: Callable, net, multiple: int, radius: int, channel_attention: bool,
                  description: str, tile: int = 1024, tile_overlap: int = -1, rain_scale: str | float = "1",
-                 jit_compile: bool = False):
+                 jit_compile: bool = False, self_ensemble: bool = False):
         from menet_tf import inference
 
         self.fn, self.net, self.multiple, self.radius = fn, net, int(multiple), int(radius)
         self.channel_attention, self.description, self.jit_compile = bool(channel_attention), description, jit_compile
         self.two_pass = self.channel_attention and net is not None  # exact CA tiles need the Keras net's layers
         self.rain_scale = _checked_rain_scale(rain_scale)
+        self.self_ensemble = bool(self_ensemble)
         if tile < 0:
             raise ValueError(f"tile={tile}: must be >= 0 (0 = whole image)")
         if tile_overlap < -1:
@@ -94,6 +103,8 @@ class Derainer:
             shipped = os.path.dirname(os.path.abspath(model_dir)) == pretrained.PRETRAINED_DIR
             source = f"shipped model {os.path.basename(os.path.abspath(model_dir))}" if shipped else model_dir
             desc = f"{source} ({config.get('num_res_blocks')} blocks, CA {ca}, {policy}, XLA {jit_compile})"
+            if tiling.get("self_ensemble"):
+                desc += ", self-ensemble of 4 flips"
             return cls(fn, net, multiple, radius, ca, desc, jit_compile=jit_compile, **tiling)
         if mixed_precision or jit_compile:
             raise ValueError("mixed precision / XLA apply to a model directory; a SavedModel's are fixed at export")
@@ -111,7 +122,8 @@ class Derainer:
             return signature(images=images)["derained"]
 
         fn._keep = loaded  # the signature needs its SavedModel object alive
-        return cls(fn, None, multiple, radius, ca, f"{saved_model} (SavedModel, multiple {multiple}, CA {ca})",
+        ensemble = ", self-ensemble of 4 flips" if tiling.get("self_ensemble") else ""
+        return cls(fn, None, multiple, radius, ca, f"{saved_model} (SavedModel, multiple {multiple}, CA {ca}){ensemble}",
                    **tiling)
 
     def at_rain_scale(self, rain_scale: str | float) -> "Derainer":
@@ -134,7 +146,8 @@ class Derainer:
         h, w = (height, width) if scale <= 1 else (max(1, round(height / scale)), max(1, round(width / scale)))
         use_tiles = bool(self.tile and (h > self.tile or w > self.tile))
         windows, tiles = inference.tiled_calls(h, w, self.tile, self.overlap, self.two_pass) if use_tiles else (0, 1)
-        return Plan(scale, h, w, use_tiles, windows, tiles)
+        passes = len(inference.SELF_ENSEMBLE_FLIPS) if self.self_ensemble else 1
+        return Plan(scale, h, w, use_tiles, windows, tiles, passes)
 
     def tiling_text(self) -> str:
         """One line on the tiling, as ``derain`` prints it."""
@@ -168,11 +181,25 @@ class Derainer:
     def derain(self, rainy, progress: Callable[[int, int], None] | None = None, exact_float: bool = False,
                after_tiles: Callable[[np.ndarray, np.ndarray], None] | None = None) -> np.ndarray:
         """De-rain one H x W x 3 uint8 image: uint8 (float32 0..255 with ``exact_float``). ``progress(done,
-        total)`` counts net calls (attention windows and tiles); ``after_tiles(net input, tiled float
-        output)`` sees each tiled result (``derain --compare_whole``)."""
+        total)`` counts net calls (attention windows and tiles, over all passes of the self-ensemble);
+        ``after_tiles(net input, tiled float output)`` sees each tiled result (``derain --compare_whole``)."""
         from menet_tf import inference
 
         rainy = np.asarray(rainy)
+        if self.self_ensemble:
+            passes = len(inference.SELF_ENSEMBLE_FLIPS)
+
+            def one_pass(flipped, k):
+                tick = None if progress is None else (lambda done, total: progress(k * total + done, passes * total))
+                return self._derain_once(flipped, tick, True, after_tiles)
+
+            out = inference.self_ensemble(one_pass, rainy)
+            return out if exact_float else to_uint8(out)
+        return self._derain_once(rainy, progress, exact_float, after_tiles)
+
+    def _derain_once(self, rainy, progress, exact_float: bool, after_tiles) -> np.ndarray:
+        from menet_tf import inference
+
         p = self.plan(*rainy.shape[:2])
         small = None if p.scale <= 1 else inference.shrink_for_rain_scale(rainy, p.scale)
         floats = exact_float or p.scale > 1 or after_tiles is not None
@@ -200,10 +227,14 @@ class Derainer:
         return out if out.dtype == np.uint8 else to_uint8(out)
 
     def derain_batch(self, frames) -> np.ndarray:
-        """B x H x W x 3 uint8 -> B x H x W x 3 uint8: one net call for the batch when the frames need no
-        tiles and no rain scale (else frame by frame, as :meth:`derain`)."""
+        """B x H x W x 3 uint8 -> B x H x W x 3 uint8: one net call for the batch (one per flip with the
+        self-ensemble) when the frames need no tiles and no rain scale (else frame by frame, as :meth:`derain`)."""
+        from menet_tf import inference
+
         frames = np.asarray(frames)
         p = self.plan(*frames.shape[1:3])
         if p.scale <= 1 and not p.use_tiles:
+            if self.self_ensemble:
+                return to_uint8(inference.self_ensemble(lambda flipped, k: self.run_batch(flipped), frames, batch=True))
             return to_uint8(self.run_batch(frames))
         return np.stack([self.derain(f) for f in frames])

@@ -209,3 +209,20 @@ def test_rain_scale_runs_the_net_on_the_shrunk_photo(model_dir, tmp_path):
     assert "rain scale" not in plain.stdout  # scale 1 unless told
     bad = run_derain(f"--input={src}", f"--output_dir={tmp_path / 'bad'}", f"--model_dir={model_dir}", "--rain_scale=0.5")
     assert bad.returncode == 2 and "--rain_scale=0.5: give a number >= 1" in bad.stderr
+
+
+def test_self_ensemble_writes_the_mean_of_the_four_flipped_derains(model_dir, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    image = photo(70, 90, 3)
+    Image.fromarray(image).save(src / "p.png")
+    proc = run_derain(f"--input={src}", f"--output_dir={tmp_path / 'out'}", f"--model_dir={model_dir}", "--self_ensemble")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert ", 4 flips" in proc.stdout
+    net = load_net(model_dir)
+    flips = [(), (1,), (0,), (0, 1)]
+    want = np.mean([np.flip(reference_derain(net, np.flip(image, f), 4), f) for f in flips], axis=0)
+    got = np.asarray(Image.open(tmp_path / "out" / "p.png")).astype(np.float32)
+    assert np.abs(got - want).max() <= 0.5 + 1e-3
+    plain = reference_derain(net, image, 4)
+    assert np.abs(got - np.clip(np.round(plain), 0, 255)).max() >= 2  # the flips changed the output

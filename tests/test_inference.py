@@ -335,3 +335,57 @@ def test_auto_rain_scale_reads_the_short_side():
     assert I.auto_rain_scale(321, 481) == 1.0  # a benchmark image: untouched
     assert I.auto_rain_scale(1440, 1920) == pytest.approx(1440 / 481)
     assert I.auto_rain_scale(100, 50) == 1.0 and I.auto_rain_scale(20000, 30000) == 8.0
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_self_ensemble_is_the_mean_of_the_four_flips_flipped_back(batch):
+    """A run that adds 3 x row + column is not flip-equivariant: flipped back, the four outputs add
+    3i + j, 3i + (W-1-j), 3(H-1-i) + j and 3(H-1-i) + (W-1-j), whose mean is 3(H-1)/2 + (W-1)/2 everywhere;
+    each pass k sees image k of (x, x left-right, x up-down, x turned half)."""
+    rng = np.random.default_rng(5)
+    h, w = 7, 10
+    image = rng.integers(0, 200, (3, h, w, 3) if batch else (h, w, 3)).astype(np.float32)
+    ramp = (3 * np.arange(h)[:, None] + np.arange(w)[None, :])[..., None].astype(np.float32)
+    seen = []
+
+    def run(x, k):
+        seen.append((k, x.copy()))
+        return x + ramp
+
+    got = I.self_ensemble(run, image, batch=batch)
+    np.testing.assert_array_equal(got, image + np.float32(3 * (h - 1) / 2 + (w - 1) / 2))
+    lr, ud = (2, 1) if batch else (1, 0)
+    want = [image, np.flip(image, lr), np.flip(image, ud), np.flip(image, (ud, lr))]
+    assert [k for k, _ in seen] == [0, 1, 2, 3]
+    for (_, x), ref in zip(seen, want):
+        np.testing.assert_array_equal(x, ref)
+
+
+def test_derainer_self_ensemble_equals_the_mean_of_flipped_derains_whole_and_tiled(nets):
+    """Derainer(self_ensemble=True): the mean of the plain Derainer on the four flipped images, each flipped
+    back (an independent numpy mean); the same through exact CA tiles; progress counts 4 x the net calls;
+    derain_batch gives derain's bytes."""
+    from menet_tf.derainer import Derainer, to_uint8
+
+    net = nets["ca"]
+    image = smooth_image(150, 260, seed=4)
+
+    def make(ensemble, tile=0):
+        return Derainer(I.padded_fn(net, 16), net, 16, I.receptive_radius(1), True, "test", tile=tile,
+                        self_ensemble=ensemble)
+
+    for tile in (0, 192):
+        plain, ens = make(False, tile), make(True, tile)
+        flips = [(), (1,), (0,), (0, 1)]
+        ref = np.mean([np.flip(plain.derain(np.flip(image, f), exact_float=True), f) for f in flips], axis=0)
+        calls = []
+        got = ens.derain(image, exact_float=True, progress=lambda done, total: calls.append((done, total)))
+        np.testing.assert_allclose(got, ref, atol=1e-3)
+        plan = ens.plan(150, 260)
+        assert plan.passes == 4 and plan.net_calls == 4 * (plan.windows + plan.tiles)
+        assert (plan.tiles > 1) == bool(tile)
+        assert calls[-1] == (plan.net_calls, plan.net_calls) and len(calls) == plan.net_calls
+        np.testing.assert_array_equal(ens.derain(image), to_uint8(got))
+    whole = make(True)
+    frames = np.stack([image, smooth_image(150, 260, seed=9)])
+    np.testing.assert_array_equal(whole.derain_batch(frames), np.stack([whole.derain(f) for f in frames]))

@@ -219,7 +219,7 @@ class JobStore:
             derainer.rain_scale = job.rain_scale  # (one job at a time: the worker owns the de-rainer)
             rainy = read_image(os.path.join(job.folder, "upload"), exif_transpose=True)
             plan = derainer.plan(*rainy.shape[:2])
-            job.total = plan.windows + plan.tiles
+            job.total = plan.net_calls
             write_image(os.path.join(job.folder, "input.png"), rainy)
 
             def progress(done, total):

@@ -12,7 +12,9 @@ Writes, whole or not at all (a temporary folder, then a rename), ``menet_tf/pret
 ``<name>.json`` (the card: net config, training data, commands, wall time and machine, scores on every
 --test_dirs set in both protocols, the rain-free (do-no-harm) scores of every --rain_free_dirs set, each
 with every image's scores in ``per_image`` (``[name, psnr, ssim]``; paper protocol: the mean of the image's
-crops), the weights' sha256) and ``<name>.md`` (the same, for people).
+crops), the weights' sha256) and ``<name>.md`` (the same, for people). With ``--self_ensemble`` every set is
+also scored (standard protocol) with the mean over four flips (``menet_tf.inference.self_ensemble``): entries
+with ``"self_ensemble": true``.
 Scores are measured here, by ``experiments.evaluation`` on the copied weights. The training data must be
 disjoint from every test set: a test image file that is also a training file (same resolved path or same
 bytes) stops the command. ``--text_only`` rewrites only the texts of a shipped model's card (e.g. its
@@ -52,6 +54,8 @@ flags.DEFINE_list("test_protocols", ["standard", "paper"], "protocols measured o
 flags.DEFINE_bool("add_scores", False, "measure --test_dirs / --rain_free_dirs on an already shipped model's "
                   "weights and add the scores to its card (a score of the same test set and protocol is "
                   "replaced); texts and weights unchanged")
+flags.DEFINE_bool("self_ensemble", False, "also score every set (standard protocol) with the self-ensemble: the "
+                  "mean over 4 flips of each image (experiments.evaluate --self_ensemble)")
 flags.DEFINE_string("license_note", "", "where the training data's terms restrict the weights' use")
 flags.DEFINE_string("output_root", None, "default: menet_tf/pretrained (the package data folder)")
 flags.DEFINE_bool("overwrite", False, "replace a shipped model of the same name")
@@ -114,6 +118,7 @@ def markdown_card(card: dict) -> str:
              "| test set | protocol | images | PSNR (dB) | SSIM |", "|---|---|---|---|---|"]
     for s in card["scores"]:
         label = f"{s['test_set']}, clean images as input (**rain-free**)" if s.get("rain_free") else s["test_set"]
+        label += " + **self-ensemble** (mean over 4 flips)" if s.get("self_ensemble") else ""
         lines.append(f"| {label} | {s['protocol']} | {s['num_images']} | {s['psnr']:.2f} | {s['ssim']:.4f} |")
     lines += ["", "Protocols: `standard` = whole images, uint8 output, MATLAB Y channel; `paper` = ten 224x224 "
               "crops per image on RGB (README, Evaluation protocols). **Rain-free** rows: the model applied to photos "
@@ -154,24 +159,27 @@ def _label_dirs(flag: str) -> dict:
 
 def measure(model_dir: str, tests: dict, rain_free: dict, name: str) -> list:
     """Card score entries: both protocols on every test set, then the standard protocol on every rain-free
-    set (whole photos: what a user's photo goes through; ten crops per image would add nothing there)."""
+    set (whole photos: what a user's photo goes through; ten crops per image would add nothing there); with
+    --self_ensemble, then the standard protocol of every set with the self-ensemble."""
     from experiments import evaluation
 
-    predict, multiple, _ = evaluation.load_predictor(model_dir=model_dir)
     scores = []
-    for sets, free in ((tests, False), (rain_free, True)):
-        for label, folder in sets.items():
-            protocols = ("standard",) if free else tuple(FLAGS.test_protocols)
-            summary = evaluation.evaluate_model(predict, folder, protocols=protocols, name=name, save_images=0,
-                                                multiple=multiple, rain_free=free)
-            for protocol in protocols:
-                entry = summary["protocols"][protocol]
-                scores.append({"test_set": label, "folder": folder, "protocol": protocol,
-                               "num_images": entry["num_images"], "psnr": entry["psnr"], "ssim": entry["ssim"]}
-                              | ({"rain_free": True} if free else {})
-                              | {"per_image": summary["per_image"][protocol]})
-                print(f"{label}{' (rain-free)' if free else ''} {protocol}: {entry['psnr']:.2f} dB / "
-                      f"{entry['ssim']:.4f}", flush=True)
+    for ensemble in (False, True) if FLAGS.self_ensemble else (False,):
+        predict, multiple, _ = evaluation.load_predictor(model_dir=model_dir, self_ensemble=ensemble)
+        for sets, free in ((tests, False), (rain_free, True)):
+            for label, folder in sets.items():
+                protocols = ("standard",) if free or ensemble else tuple(FLAGS.test_protocols)
+                summary = evaluation.evaluate_model(predict, folder, protocols=protocols, name=name, save_images=0,
+                                                    multiple=multiple, rain_free=free)
+                for protocol in protocols:
+                    entry = summary["protocols"][protocol]
+                    scores.append({"test_set": label, "folder": folder, "protocol": protocol,
+                                   "num_images": entry["num_images"], "psnr": entry["psnr"], "ssim": entry["ssim"]}
+                                  | ({"rain_free": True} if free else {})
+                                  | ({"self_ensemble": True} if ensemble else {})
+                                  | {"per_image": summary["per_image"][protocol]})
+                    print(f"{label}{' (rain-free)' if free else ''}{' + self-ensemble' if ensemble else ''} "
+                          f"{protocol}: {entry['psnr']:.2f} dB / {entry['ssim']:.4f}", flush=True)
     return scores
 
 
@@ -221,7 +229,7 @@ def add_scores() -> None:
         print(f"note: the training data {config['data_dir']} is not here: disjointness from it not checked "
               "(the card's training data text says what it was)", flush=True)
     new = measure(target, tests, free, FLAGS.name)
-    key = lambda s: (s["test_set"], bool(s.get("rain_free")))  # noqa: E731 - a set's scores are replaced whole
+    key = lambda s: (s["test_set"], bool(s.get("rain_free")), bool(s.get("self_ensemble")))  # noqa: E731 - replaced whole
     measured = {key(s) for s in new}
     scores, placed = [], set()  # a replaced set keeps its place on the card; new sets go last
     for s in card["scores"]:

@@ -93,6 +93,20 @@ def test_ship_then_rewrite_texts_only(tmp_path):
     assert card3["scores"][2]["psnr"] == free["protocols"]["standard"]["psnr"]
     assert card3["scores"][2]["per_image"] == free["per_image"]["standard"]
     assert {k: v for k, v in card3.items() if k != "scores"} == {k: v for k, v in card2.items() if k != "scores"}
+    # --self_ensemble: the set is also scored with the mean over four flips, a separate entry (new: last)
+    r = _ship(*base, f"--test_dirs=held out={test}", "--self_ensemble")
+    assert r.returncode == 0, r.stderr[-2000:]
+    card4 = json.load(open(os.path.join(folder, "tiny-test.json")))
+    assert [(s["test_set"], s["protocol"], bool(s.get("rain_free")), bool(s.get("self_ensemble")))
+            for s in card4["scores"]] == [("held out", "standard", False, False), ("held out", "paper", False, False),
+                                          ("free", "standard", True, False), ("held out", "standard", False, True)]
+    assert card4["scores"][:3] == card3["scores"]
+    se_predict, se_multiple, se_name = evaluation.load_predictor(model_dir=model, self_ensemble=True)
+    se = evaluation.evaluate_model(se_predict, test, protocols="standard", save_images=0, multiple=se_multiple,
+                                   progress=False)
+    assert card4["scores"][3]["per_image"] == se["per_image"]["standard"]
+    assert card4["scores"][3]["psnr"] != card4["scores"][0]["psnr"]  # the flips ran
+    assert "+ **self-ensemble**" in open(os.path.join(folder, "tiny-test.md")).read()
 
     # --text_only measures nothing, so it takes none of what measuring needs
     r = _ship(*common, "--text_only", "--summary=x", f"--test_dirs=held out={test}")

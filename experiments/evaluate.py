@@ -210,6 +210,7 @@ def run_evaluation() -> None:
     from menet_tf.pairs import DataError
     from menet_tf.imageio import ImageError
 
+    suffix = evaluation.SELF_ENSEMBLE_SUFFIX if FLAGS.self_ensemble else ""  # load_predictor adds its own
     try:
         if FLAGS.model == "auto":  # per image: the rule of menet_tf.auto picks the light or the heavy model
             import numpy as np
@@ -217,7 +218,7 @@ def run_evaluation() -> None:
             from menet_tf.auto import AutoDerainer
 
             auto_derainer = AutoDerainer.load(jit_compile=FLAGS.jit_compile, self_ensemble=FLAGS.self_ensemble)
-            multiple, default_name = 1, "auto + self-ensemble" if FLAGS.self_ensemble else "auto"
+            multiple, default_name = 1, "auto" + suffix
 
             def predict(images):
                 batch = np.clip(np.round(np.asarray(images)), 0, 255).astype(np.uint8)
@@ -232,8 +233,8 @@ def run_evaluation() -> None:
     try:
         summary = evaluation.evaluate_model(
             predict, FLAGS.data_dir, protocols=FLAGS.protocol, output_dir=output_dir,
-            name=FLAGS.name or (default_name if FLAGS.model in ("net", "identity", "auto")
-                                else FLAGS.model + (" + self-ensemble" if FLAGS.self_ensemble else "")), crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
+            name=FLAGS.name or (default_name if FLAGS.model in ("net", "identity", "auto") else FLAGS.model + suffix),
+            crop_size=FLAGS.crop_size, batch_size=FLAGS.batch_size,
             save_images=FLAGS.save_images, multiple=multiple, rainy_glob=FLAGS.rainy_glob,
             clean_glob=FLAGS.clean_glob, skip_bad_pairs=FLAGS.skip_bad_pairs, progress=FLAGS.progress,
             extra=extra, rain_free=FLAGS.rain_free)

@@ -122,6 +122,10 @@ def read_summary(eval_dir: str) -> dict:
 # -------------------------------------------------------------------------------------- predictors
 
 
+#: what a self-ensembled model's display name ends in
+SELF_ENSEMBLE_SUFFIX = " + self-ensemble"
+
+
 def load_predictor(model_dir: str | None = None, saved_model: str | None = None, identity: bool = False,
                    jit_compile: bool = False, self_ensemble: bool = False):
     """The model to evaluate, as ``(predict, multiple, name)`` for :func:`evaluate_model`.
@@ -143,16 +147,8 @@ def load_predictor(model_dir: str | None = None, saved_model: str | None = None,
     if identity:
         return None, 1, IDENTITY_NAME
     if self_ensemble:
-        from menet_tf import inference
-
-        single, multiple, name = load_predictor(model_dir, saved_model, jit_compile=jit_compile)
-
-        def ensembled(images):
-            return inference.self_ensemble(lambda flipped, k: single(flipped), images, batch=True)
-
-        ensembled.single = single
-        # multiple 1: each flip of the image itself is padded (by ``single``), as Derainer(self_ensemble=True) does
-        return ensembled, 1, name + " + self-ensemble"
+        single, _, name = load_predictor(model_dir, saved_model, jit_compile=jit_compile)
+        return self_ensembled(single), 1, name + SELF_ENSEMBLE_SUFFIX
     import tensorflow as tf
 
     from menet_tf import export, inference
@@ -180,6 +176,19 @@ def load_predictor(model_dir: str | None = None, saved_model: str | None = None,
 
     predict.loaded = loaded  # keep the loaded object (and its variables) alive with the function
     return predict, multiple, os.path.basename(os.path.normpath(saved_model))
+
+
+def self_ensembled(predict: Callable) -> Callable:
+    """``predict`` (a predictor of :func:`load_predictor`, which pads itself) as the mean over the flips of
+    :func:`menet_tf.inference.self_ensemble`; evaluate it with ``multiple=1``, so that each flip of the image
+    itself is padded, as ``Derainer(self_ensemble=True)`` does."""
+    from menet_tf import inference
+
+    def ensembled(images):
+        return inference.self_ensemble(lambda flipped, k: predict(flipped), images, batch=True)
+
+    ensembled.single = predict
+    return ensembled
 
 
 def _make_runner(predictor, multiple: int, jit_compile: bool) -> Callable | None:

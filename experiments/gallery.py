@@ -80,7 +80,8 @@ def main(argv):
     from menet_tf.imageio import list_image_inputs as list_inputs
     from menet_tf.imageio import read_image
 
-    derainers = [Derainer.load(model_dir=d, self_ensemble=FLAGS.self_ensemble) for d in model_dirs]  # whole up to 1024 px, exact tiles above
+    # whole up to 1024 px, exact tiles above
+    derainers = [Derainer.load(model_dir=d, self_ensemble=FLAGS.self_ensemble) for d in model_dirs]
 
     paths, others = list_inputs(FLAGS.input)
     for path, reason in others:

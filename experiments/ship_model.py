@@ -163,9 +163,10 @@ def measure(model_dir: str, tests: dict, rain_free: dict, name: str) -> list:
     --self_ensemble, then the standard protocol of every set with the self-ensemble."""
     from experiments import evaluation
 
+    single, single_multiple, _ = evaluation.load_predictor(model_dir=model_dir)
     scores = []
     for ensemble in (False, True) if FLAGS.self_ensemble else (False,):
-        predict, multiple, _ = evaluation.load_predictor(model_dir=model_dir, self_ensemble=ensemble)
+        predict, multiple = (evaluation.self_ensembled(single), 1) if ensemble else (single, single_multiple)
         for sets, free in ((tests, False), (rain_free, True)):
             for label, folder in sets.items():
                 protocols = ("standard",) if free or ensemble else tuple(FLAGS.test_protocols)

@@ -62,10 +62,12 @@ class Derainer:
         from menet_tf import inference
 
         self.fn, self.net, self.multiple, self.radius = fn, net, int(multiple), int(radius)
+        self.self_ensemble = bool(self_ensemble)
+        if self.self_ensemble:
+            description += ", self-ensemble of 4 flips"
         self.channel_attention, self.description, self.jit_compile = bool(channel_attention), description, jit_compile
         self.two_pass = self.channel_attention and net is not None  # exact CA tiles need the Keras net's layers
         self.rain_scale = _checked_rain_scale(rain_scale)
-        self.self_ensemble = bool(self_ensemble)
         if tile < 0:
             raise ValueError(f"tile={tile}: must be >= 0 (0 = whole image)")
         if tile_overlap < -1:
@@ -103,8 +105,6 @@ class Derainer:
             shipped = os.path.dirname(os.path.abspath(model_dir)) == pretrained.PRETRAINED_DIR
             source = f"shipped model {os.path.basename(os.path.abspath(model_dir))}" if shipped else model_dir
             desc = f"{source} ({config.get('num_res_blocks')} blocks, CA {ca}, {policy}, XLA {jit_compile})"
-            if tiling.get("self_ensemble"):
-                desc += ", self-ensemble of 4 flips"
             return cls(fn, net, multiple, radius, ca, desc, jit_compile=jit_compile, **tiling)
         if mixed_precision or jit_compile:
             raise ValueError("mixed precision / XLA apply to a model directory; a SavedModel's are fixed at export")
@@ -122,8 +122,7 @@ class Derainer:
             return signature(images=images)["derained"]
 
         fn._keep = loaded  # the signature needs its SavedModel object alive
-        ensemble = ", self-ensemble of 4 flips" if tiling.get("self_ensemble") else ""
-        return cls(fn, None, multiple, radius, ca, f"{saved_model} (SavedModel, multiple {multiple}, CA {ca}){ensemble}",
+        return cls(fn, None, multiple, radius, ca, f"{saved_model} (SavedModel, multiple {multiple}, CA {ca})",
                    **tiling)
 
     def at_rain_scale(self, rain_scale: str | float) -> "Derainer":

@@ -565,7 +565,7 @@ def self_ensemble(run: Callable, image, batch: bool = False) -> np.ndarray:
         axes = tuple(a + shift for a in flip)
         out = _numpy(run(np.ascontiguousarray(np.flip(x, axes)) if axes else x, k))
         out = np.flip(out, axes) if axes else out
-        total = out.copy() if total is None else total + out
+        total = out if total is None else total + out
     return total / np.float32(len(SELF_ENSEMBLE_FLIPS))
 
 

@@ -22,6 +22,9 @@ def main(argv):
         resolve_runtime(config).validate()
     except ValueError as e:
         usage_error("experiments.train", str(e))
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)  # TF logs every checkpoint write at INFO
     from experiments.training import train
 
     try:

@@ -132,9 +132,20 @@ def commit_checkpoint(ckpt: tf.train.Checkpoint, model_dir: str, epochs_done: in
     state = tf.train.get_checkpoint_state(ckpt_dir)
     previous = [p for p in (state.all_model_checkpoint_paths if state else []) if p != prefix]
     kept = previous[len(previous) - (keep - 1):] if keep > 1 else []
-    tf.compat.v1.train.update_checkpoint_state(ckpt_dir, prefix, all_model_checkpoint_paths=kept + [prefix])
+    write_checkpoint_state(ckpt_dir, kept + [prefix])
     remove_unreferenced_checkpoints(ckpt_dir)
     return prefix
+
+
+def write_checkpoint_state(ckpt_dir: str, prefixes: list[str]) -> None:
+    """``ckpt_dir/checkpoint``, whole (the text CheckpointState that ``tf.train.get_checkpoint_state``
+    reads): the last of ``prefixes`` the latest, all of them listed, as names relative to ``ckpt_dir`` so
+    that the model directory may move. (What ``tf.compat.v1.train.update_checkpoint_state`` wrote, without
+    its deprecation warning.)"""
+    names = [os.path.relpath(p, ckpt_dir) for p in prefixes]
+    lines = [f"model_checkpoint_path: {json.dumps(names[-1])}"]
+    lines += [f"all_model_checkpoint_paths: {json.dumps(n)}" for n in names]
+    atomic.write_text(os.path.join(ckpt_dir, "checkpoint"), "\n".join(lines) + "\n")
 
 
 def write_history(path: str, rows: list[dict], before_rename=None) -> None:

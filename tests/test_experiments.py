@@ -220,3 +220,26 @@ def test_init_from_starts_from_the_given_weights_and_checks_the_net(tmp_path):
         init = str(source) if message != "neither a shipped model" else str(tmp_path / "nowhere")
         with pytest.raises(ValueError, match=r"^--init_from: .*" + message.replace("(", r"\(").replace(")", r"\)")):
             dataclasses.replace(bad, model_dir=str(tmp_path / "x"), init_from=init).validate()
+
+
+def test_checkpoint_state_is_the_file_tensorflows_deprecated_writer_wrote(tmp_path, monkeypatch):
+    """experiments.training.write_checkpoint_state replaced tf.compat.v1.train.update_checkpoint_state (which
+    logs a deprecation warning): for a relative model directory the same bytes; for an absolute one names
+    relative to it (TensorFlow wrote absolute ones), which tf.train.get_checkpoint_state reads back the same."""
+    from experiments.training import write_checkpoint_state
+
+    monkeypatch.chdir(tmp_path)
+    for d in ("ours", "theirs"):
+        os.mkdir(d)
+    write_checkpoint_state("ours", ["ours/ckpt-3", "ours/ckpt-4"])
+    tf.compat.v1.train.update_checkpoint_state("theirs", "theirs/ckpt-4",
+                                               all_model_checkpoint_paths=["theirs/ckpt-3", "theirs/ckpt-4"])
+    assert (tmp_path / "ours" / "checkpoint").read_bytes() == (tmp_path / "theirs" / "checkpoint").read_bytes()
+
+    absolute = str(tmp_path / "ours")
+    write_checkpoint_state(absolute, [os.path.join(absolute, "ckpt-5"), os.path.join(absolute, "ckpt-6")])
+    text = (tmp_path / "ours" / "checkpoint").read_text()
+    assert "ckpt-6" in text and absolute not in text
+    state = tf.train.get_checkpoint_state(absolute)
+    assert state.model_checkpoint_path == os.path.join(absolute, "ckpt-6")
+    assert list(state.all_model_checkpoint_paths) == [os.path.join(absolute, f"ckpt-{i}") for i in (5, 6)]

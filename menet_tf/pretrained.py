@@ -24,7 +24,7 @@ import os
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 # The model `derain` uses when given none (see its card for what it was trained on).
-DEFAULT = "menet-lb-squall-v3"  # light and heavy rain, real photos (issue 20); before: menet-lb-squall-v2, -squall, menet-lb-multiscale
+DEFAULT = "menet-lb-squall-v4"  # light and heavy rain, real photos (issue 20); before: -squall-v3, -v2, -squall, menet-lb-multiscale
 MAX_WEIGHTS_BYTES = 6 * 1024 * 1024
 CARD_KEYS = ("name", "summary", "net_config", "training_data", "commands", "train_wall_time_s", "machine",
              "scores", "weights_file", "weights_sha256", "weights_bytes", "license_note")

@@ -144,8 +144,14 @@ class TrainConfig:
             self.init_weights_file()
 
     def init_weights_file(self) -> str:
-        """The weights file ``init_from`` names (a shipped model's name or a model directory), checked to
-        hold this run's net: ValueError naming the flag and the difference otherwise."""
+        """The weights file ``init_from`` names (:meth:`init_source`)."""
+        return self.init_source()[1]
+
+    def init_source(self) -> tuple[str, str, bool]:
+        """(model directory, weights file, deepen) of ``init_from`` (a shipped model's name or a model
+        directory), checked to hold this run's net, or the same net with fewer residual blocks (``deepen``
+        True: :func:`menet_tf.model.deepen` puts identity blocks in front): ValueError naming the flag and
+        the difference otherwise."""
         from menet_tf import pretrained
         from menet_tf.model import NET_CONFIG_KEYS, WEIGHTS_FILE, read_config
 
@@ -159,13 +165,15 @@ class TrainConfig:
             raise ValueError(f"--init_from: {e}") from None
         mine, defaults = self.net_kwargs(), TrainConfig()
         theirs = {k: source.get(k, getattr(defaults, k)) for k in NET_CONFIG_KEYS}
-        diff = [f"{k} {theirs[k]!r} (this run: {mine[k]!r})" for k in NET_CONFIG_KEYS if theirs[k] != mine[k]]
+        deepen = theirs["num_res_blocks"] < mine["num_res_blocks"]
+        diff = [f"{k} {theirs[k]!r} (this run: {mine[k]!r})" for k in NET_CONFIG_KEYS
+                if theirs[k] != mine[k] and not (deepen and k == "num_res_blocks")]
         if diff:
             raise ValueError(f"--init_from: {self.init_from} holds another net: {'; '.join(diff)}")
         weights = os.path.join(folder, WEIGHTS_FILE)
         if not os.path.isfile(weights):
             raise ValueError(f"--init_from: {weights}: no such file (has that run finished an epoch?)")
-        return weights
+        return folder, weights, deepen
 
 
 def parse_fixed_weights(text: str | None) -> dict[str, float]:
@@ -222,7 +230,9 @@ def define_train_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, config.json, net weights.", flag_values=fv)
     flags.DEFINE_string("init_from", None, "Fine-tune: start from the net weights of a shipped model (its name, "
                         "see menet_tf.pretrained.names()) or a model directory with the same net, instead of a "
-                        "random init; the optimizer starts afresh. Ignored when --model_dir resumes.", flag_values=fv)
+                        "random init; the optimizer starts afresh. A net with fewer residual blocks is deepened: "
+                        "identity blocks in front of its own (menet_tf.model.deepen), the same function to start "
+                        "from. Ignored when --model_dir resumes.", flag_values=fv)
 
 
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:

@@ -32,7 +32,8 @@ from menet_tf import atomic
 from menet_tf import data as data_lib
 from menet_tf import patch_source
 from menet_tf.atomic import crash_point
-from menet_tf.model import build_derain_net, save_weights
+from menet_tf.model import build_derain_net, load_net, save_weights
+from menet_tf.model import deepen as deepen_net
 from menet_tf.trainer import MultiTaskTrainer, make_optimizer
 
 CKPT_DIR = "ckpt"
@@ -344,10 +345,17 @@ def _train(config, model_dir, write_dir, chief, strategy, source, n, steps, val_
         print(f"resuming from {restored}: epoch {int(epoch_var.numpy())}, "
               f"step {int(trainer.optimizer.iterations.numpy())}", flush=True)
     elif config.init_from:
-        weights = config.init_weights_file()
-        with strategy.scope():
-            trainer.net.load_weights(weights)
-        print(f"starting from the weights of {config.init_from} ({weights})", flush=True)
+        folder, weights, deepen = config.init_source()
+        grown = ""
+        if deepen:  # the same net with fewer blocks: its function, grown (menet_tf.model.deepen)
+            shallow = load_net(folder)
+            with strategy.scope():
+                added = deepen_net(shallow, trainer.net)
+            grown = f"; deepened: its {config.num_res_blocks - added} residual blocks behind {added} identity blocks"
+        else:
+            with strategy.scope():
+                trainer.net.load_weights(weights)
+        print(f"starting from the weights of {config.init_from} ({weights}){grown}", flush=True)
     start_epoch = int(epoch_var.numpy())
     if chief:
         save_config(config, model_dir)

@@ -20,6 +20,7 @@ import json
 import os
 
 import keras
+import numpy as np
 
 from menet_tf import atomic
 from menet_tf import layers as L
@@ -120,6 +121,42 @@ def load_net(model_dir: str) -> keras.Model:
         raise FileNotFoundError(f"{weights}: no trained weights in {model_dir!r} (has training finished an epoch?)")
     net.load_weights(weights)
     return net
+
+
+def _res_blocks(net: keras.Model) -> list[str]:
+    return sorted((layer.name for layer in net.layers if layer.name.startswith("res_block")),
+                  key=lambda n: int(n[len("res_block"):]))
+
+
+def deepen(source: keras.Model, target: keras.Model) -> int:
+    """Give ``target`` (a :func:`build_derain_net` with more residual blocks than ``source``, otherwise the
+    same net) the function of ``source``: every layer outside the blocks copied, ``source``'s N blocks copied
+    into ``target``'s last N, and each block in front made an identity (its second BN's gamma and beta zero,
+    so ``conv_bn2`` gives 0 and the block gives ReLU(x + 0) = x, its input being non-negative: it follows a
+    ReLU, or channel attention ``x + x*a`` / ``x*a`` with ``a > 0`` of one). The last block keeps having no
+    final ReLU, so ``target(x) == source(x)``; training then grows the new blocks from there (a
+    function-preserving deepening, as in Net2Net's Net2DeeperNet). Returns the number of identity blocks.
+    ValueError if the nets differ otherwise."""
+    src_blocks, dst_blocks = _res_blocks(source), _res_blocks(target)
+    added = len(dst_blocks) - len(src_blocks)
+
+    def others(net):
+        return sorted(layer.name for layer in net.layers if not layer.name.startswith("res_block"))
+
+    if added < 0 or others(source) != others(target):
+        raise ValueError(f"cannot deepen {source.name} ({len(src_blocks)} blocks, layers {others(source)}) into "
+                         f"{target.name} ({len(dst_blocks)} blocks, layers {others(target)})")
+    pairs = [(name, name) for name in others(source)] + list(zip(src_blocks, dst_blocks[added:]))
+    for src, dst in pairs:
+        weights = source.get_layer(src).get_weights()
+        if [w.shape for w in weights] != [w.shape for w in target.get_layer(dst).get_weights()]:
+            raise ValueError(f"cannot deepen: layer {src} of {source.name} and {dst} of {target.name} differ")
+        target.get_layer(dst).set_weights(weights)
+    for name in dst_blocks[:added]:
+        bn = target.get_layer(name).conv_bn2.bn
+        bn.gamma.assign(np.zeros(bn.gamma.shape, "float32"))
+        bn.beta.assign(np.zeros(bn.beta.shape, "float32"))
+    return added
 
 
 def split_at_channel_attention(net: keras.Model) -> tuple[keras.Model, keras.Model]:

@@ -214,8 +214,15 @@ def test_init_from_starts_from_the_given_weights_and_checks_the_net(tmp_path):
     again, _ = train(dataclasses.replace(base, model_dir=str(tmp_path / "tuned"), lr=1e-9, seed=4,
                                          init_from=str(source), epochs=2), verbose=0)
     assert int(again.optimizer.iterations.numpy()) == 4
-    for bad, message in ((dataclasses.replace(base, num_res_blocks=2), "num_res_blocks 1 (this run: 2)"),
-                         (dataclasses.replace(base, channel_attention=True), "channel_attention False"),
+    # a net with fewer residual blocks is deepened: its blocks last, identity blocks in front (menet_tf.model.deepen)
+    deeper, _ = train(dataclasses.replace(base, model_dir=str(tmp_path / "deeper"), lr=1e-9, seed=4,
+                                          num_res_blocks=3, init_from=str(source)), verbose=0)
+    for w0, wd in zip(start.get_layer("res_block1").trainable_weights,
+                      deeper.net.get_layer("res_block3").trainable_weights):
+        np.testing.assert_allclose(wd.numpy(), w0.numpy(), atol=1e-6, err_msg=w0.path)
+    for k in (1, 2):
+        assert np.abs(deeper.net.get_layer(f"res_block{k}").conv_bn2.bn.gamma.numpy()).max() < 1e-6
+    for bad, message in ((dataclasses.replace(base, channel_attention=True), "channel_attention False"),
                          (base, "neither a shipped model")):
         init = str(source) if message != "neither a shipped model" else str(tmp_path / "nowhere")
         with pytest.raises(ValueError, match=r"^--init_from: .*" + message.replace("(", r"\(").replace(")", r"\)")):

@@ -145,3 +145,49 @@ def test_net_compiles_under_xla():
     x = tf.random.uniform((1, 32, 32, 3), 0, 255, seed=4)
     xla = tf.function(lambda t: net(t, training=False), jit_compile=True)
     np.testing.assert_allclose(xla(x).numpy(), net(x, training=False).numpy(), atol=1e-2)
+
+
+def _randomise_batch_norm_statistics(net, rng):
+    """Moving means and variances away from 0 and 1, so that inference exercises them."""
+    for v in net.non_trainable_weights:
+        if "moving_mean" in v.path:
+            v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
+        elif "moving_variance" in v.path:
+            v.assign(rng.uniform(0.5, 2.0, v.shape).astype("float32"))
+
+
+@pytest.mark.parametrize("ca", [False, True])
+def test_deepen_gives_the_deeper_net_the_shallower_nets_function(ca):
+    """menet_tf.model.deepen: a 5-block net given a trained-looking 2-block net's weights computes the same
+    outputs (the identity: source(x)), in inference and with batch statistics, and its three new blocks can
+    still learn (their first conv is not zero; only the second BN's gamma and beta are)."""
+    from menet_tf.model import deepen
+
+    rng = np.random.default_rng(3)
+    keras.utils.set_random_seed(3)
+    source = build_derain_net(num_res_blocks=2, channel_attention=ca)
+    _randomise_batch_norm_statistics(source, rng)
+    for v in source.trainable_weights:  # away from the init (BN gammas 1, betas 0), as trained weights are
+        v.assign(v.numpy() + rng.normal(0, 0.05, v.shape).astype("float32"))
+    target = build_derain_net(num_res_blocks=5, channel_attention=ca)
+    assert deepen(source, target) == 3
+    x = tf.constant(rng.uniform(0, 255, (2, 32, 48, 3)).astype("float32"))
+    for training in (False, True):
+        want, got = source(x, training=training).numpy(), target(x, training=training).numpy()
+        assert np.abs(want - source(x * 0.5, training=training).numpy()).max() > 1  # a non-trivial function
+        np.testing.assert_allclose(got, want, atol=2e-3, rtol=0)
+    for k in (1, 2, 3):
+        block = target.get_layer(f"res_block{k}")
+        assert not block.conv_bn2.bn.gamma.numpy().any() and not block.conv_bn2.bn.beta.numpy().any()
+        assert np.abs(block.conv_bn1.conv.kernel.numpy()).max() > 0.01
+    np.testing.assert_array_equal(target.get_layer("res_block5").conv_bn2.conv.kernel.numpy(),
+                                  source.get_layer("res_block2").conv_bn2.conv.kernel.numpy())
+
+
+def test_deepen_refuses_a_deeper_source_or_another_net():
+    from menet_tf.model import deepen
+
+    with pytest.raises(ValueError, match="cannot deepen"):
+        deepen(build_derain_net(num_res_blocks=3), build_derain_net(num_res_blocks=2))
+    with pytest.raises(ValueError, match="cannot deepen"):
+        deepen(build_derain_net(num_res_blocks=2), build_derain_net(num_res_blocks=3, channel_attention=True))

@@ -175,7 +175,7 @@ def split_at_channel_attention(net: keras.Model) -> tuple[keras.Model, keras.Mod
     names = [layer.name for layer in net.layers]
     if "channel_attention" not in names:
         raise ValueError(f"{net.name}: no 'channel_attention' layer (a net without channel attention)")
-    blocks = sorted((n for n in names if n.startswith("res_block")), key=lambda n: int(n[len("res_block"):]))
+    blocks = _res_blocks(net)
     expected = ["rainy", "desubpixel1", "layer1", "layer1_relu", "desubpixel2", "layer2", "layer2_relu",
                 "channel_attention", *blocks, "long_skip2", "layer3", "subpixel1", "long_skip1", "layer4",
                 "layer5", "subpixel2", "global_residual"]

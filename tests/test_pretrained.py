@@ -111,8 +111,9 @@ def _heavy_test_pairs(root) -> list:
 
 # The default model's card is re-measured on every pair (its self-ensemble scores, 4x the work, on a sample); the
 # others' on SAMPLE_PAIRS pairs per set (spread over the set, starting at a place fixed by the model and set), which
-# must match the card's per-image scores; each card's means must be the means of its per-image scores. MENET_FULL_CARD_CHECK=1 re-measures every pair of every
-# card (about 10 minutes on 2 cores; with the sample, this whole file took 4 minutes here).
+# must match the card's per-image scores; each card's means must be the means of its per-image scores.
+# MENET_FULL_CARD_CHECK=1 re-measures every pair of every card (about 10 minutes on 2 cores; with the sample, this
+# whole file took 4 minutes here).
 SAMPLE_PAIRS = 10
 FULL_CARD_CHECK = os.environ.get("MENET_FULL_CARD_CHECK") == "1"
 

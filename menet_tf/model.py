@@ -159,6 +159,38 @@ def deepen(source: keras.Model, target: keras.Model) -> int:
     return added
 
 
+def net_config_of(net: keras.Model) -> dict:
+    """The :func:`net_config` that rebuilds ``net`` (a :func:`build_derain_net`)."""
+    ca = [layer for layer in net.layers if isinstance(layer, L.ChannelAttention)]
+    return net_config(len(_res_blocks(net)), bool(ca), ca[0].variant if ca else "released")
+
+
+def interpolate(start: keras.Model, end: keras.Model, alpha: float) -> keras.Model:
+    """A new net of ``end``'s architecture whose every weight (trainable or BN moving statistic) is
+    ``(1 - alpha) * start + alpha * end``: a weight-space interpolation between a model and its fine-tuned
+    descendant (WiSE-FT, Wortsman et al. 2022). ``alpha`` 0 gives ``start``'s function, 1 ``end``'s.
+
+    ``start`` may have fewer residual blocks than ``end`` (``end`` grown from it by :func:`deepen`): it
+    is then taken deepened, its identity blocks carrying ``end``'s own weights except the zero gamma and beta
+    of their second BN (any such block is the identity, whatever its other weights), so that those blocks
+    fade in with ``alpha`` and ``alpha == 0`` is still exactly ``start``'s function. ValueError if
+    ``alpha`` is outside [0, 1] or the nets differ otherwise."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    config = net_config_of(end)
+    origin = build_derain_net(**config)
+    origin.set_weights(end.get_weights())
+    if len(_res_blocks(start)) != len(_res_blocks(end)):
+        deepen(start, origin)  # ValueError if they differ otherwise
+    else:
+        if [w.shape for w in start.weights] != [w.shape for w in end.weights]:
+            raise ValueError(f"cannot interpolate {start.name} and {end.name}: their weights differ in shape")
+        origin.set_weights(start.get_weights())
+    out = build_derain_net(**config)
+    out.set_weights([(1.0 - alpha) * a + alpha * b for a, b in zip(origin.get_weights(), end.get_weights())])
+    return out
+
+
 def split_at_channel_attention(net: keras.Model) -> tuple[keras.Model, keras.Model]:
     """Two functional models that reuse ``net``'s own layers (shared weights, no copies), cut at the
     channel-attention block, for exact tiled inference of CA nets (``menet_tf.inference``):

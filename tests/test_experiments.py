@@ -250,3 +250,41 @@ def test_checkpoint_state_is_the_file_tensorflows_deprecated_writer_wrote(tmp_pa
     state = tf.train.get_checkpoint_state(absolute)
     assert state.model_checkpoint_path == os.path.join(absolute, "ckpt-6")
     assert list(state.all_model_checkpoint_paths) == [os.path.join(absolute, f"ckpt-{i}") for i in (5, 6)]
+
+
+def test_interpolate_cli_writes_a_model_dir_of_the_mixed_weights(tmp_path):
+    """experiments.interpolate: --out holds end's config, interpolation.json and weights equal to
+    (1 - alpha) x start + alpha x end (numpy), loadable as a model directory; an existing --out is refused
+    in one line before any work."""
+    import json
+
+    import keras
+
+    from menet_tf.model import build_derain_net, save_net
+
+    keras.utils.set_random_seed(2)
+    dirs = {}
+    for name in ("start", "end"):
+        net = build_derain_net(num_res_blocks=2, channel_attention=True)
+        for v in net.weights:  # away from the init and from each other, BN statistics too
+            v.assign(v.numpy() + np.random.default_rng(len(name)).normal(0, 0.05, v.shape).astype("float32") ** 2)
+        dirs[name] = str(tmp_path / name)
+        save_net(net, dirs[name], {"num_res_blocks": 2, "channel_attention": True, "ca_variant": "released",
+                                   "data_dir": "somewhere", "tag": name})
+    out = tmp_path / "mix"
+    cmd = [sys.executable, "-m", "experiments.interpolate", f"--start={dirs['start']}", f"--end={dirs['end']}",
+           "--alpha=0.25", f"--out={out}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((out / "config.json").read_text())["tag"] == "end"
+    assert json.loads((out / "interpolation.json").read_text()) == {"start": dirs["start"], "end": dirs["end"],
+                                                                     "alpha": 0.25}
+    start, end, mix = load_net(dirs["start"]), load_net(dirs["end"]), load_net(str(out))
+    assert any(np.abs(a.numpy() - b.numpy()).max() > 1e-3 for a, b in zip(start.weights, end.weights))
+    for a, b, m in zip(start.weights, end.weights, mix.weights):
+        np.testing.assert_allclose(m.numpy(), 0.75 * a.numpy() + 0.25 * b.numpy(), rtol=1e-6, atol=1e-7,
+                                   err_msg=a.path)
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "exists" in again.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in again.stderr

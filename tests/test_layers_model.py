@@ -184,6 +184,61 @@ def test_deepen_gives_the_deeper_net_the_shallower_nets_function(ca):
                                   source.get_layer("res_block2").conv_bn2.conv.kernel.numpy())
 
 
+def _trained_looking(net, rng):
+    _randomise_batch_norm_statistics(net, rng)
+    for v in net.trainable_weights:
+        v.assign(v.numpy() + rng.normal(0, 0.05, v.shape).astype("float32"))
+    return net
+
+
+@pytest.mark.parametrize("start_blocks", [3, 2])
+def test_interpolate_is_each_weights_mix_and_its_ends_are_the_two_nets(start_blocks):
+    """menet_tf.model.interpolate: alpha 0 computes start's function (also when end was deepened from a
+    shallower start), alpha 1 end's, and alpha 0.3 holds 0.7 x start + 0.3 x end in every weight that the two
+    share (numpy); a deepened start's new blocks keep end's weights but 0.3 x end's gamma and beta in BN 2."""
+    from menet_tf.model import interpolate, net_config_of
+
+    rng = np.random.default_rng(5)
+    keras.utils.set_random_seed(5)
+    start = _trained_looking(build_derain_net(num_res_blocks=start_blocks, channel_attention=True), rng)
+    end = _trained_looking(build_derain_net(num_res_blocks=3, channel_attention=True), rng)
+    x = tf.constant(rng.uniform(0, 255, (1, 32, 48, 3)).astype("float32"))
+    assert np.abs(start(x).numpy() - end(x).numpy()).max() > 1  # two different functions
+    for alpha, want in ((0.0, start), (1.0, end)):
+        got = interpolate(start, end, alpha)
+        assert net_config_of(got) == net_config_of(end)
+        np.testing.assert_allclose(got(x).numpy(), want(x).numpy(), atol=2e-3, rtol=0)
+    mid = interpolate(start, end, 0.3)
+    added = 3 - start_blocks
+    for layer in end.layers:
+        if not layer.weights:
+            continue
+        k = int(layer.name[len("res_block"):]) if layer.name.startswith("res_block") else None
+        for v, m in zip(layer.weights, mid.get_layer(layer.name).weights):
+            if k is not None and k <= added:  # a new block: end's weights, BN 2's gamma and beta faded in
+                scale = 0.3 if ("conv_bn2" in v.path and v.path.rsplit("/", 1)[-1] in ("gamma", "beta")) else 1.0
+                np.testing.assert_allclose(m.numpy(), scale * v.numpy(), rtol=1e-6, atol=1e-7)
+                continue
+            source_name = f"res_block{k - added}" if k is not None else layer.name
+            s = start.get_layer(source_name).weights[[w.path.split("/", 1)[1] for w in layer.weights].index(
+                v.path.split("/", 1)[1])]
+            np.testing.assert_allclose(m.numpy(), 0.7 * s.numpy() + 0.3 * v.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_interpolate_refuses_alpha_outside_0_1_and_another_net():
+    from menet_tf.model import interpolate
+
+    a = build_derain_net(num_res_blocks=2, channel_attention=True)
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate(a, a, 1.5)
+    with pytest.raises(ValueError, match="cannot interpolate"):  # no CA against CA
+        interpolate(build_derain_net(num_res_blocks=2), a, 0.5)
+    with pytest.raises(ValueError, match="cannot deepen"):  # fewer blocks, and no CA
+        interpolate(build_derain_net(num_res_blocks=1), a, 0.5)
+    with pytest.raises(ValueError, match="cannot deepen"):  # start deeper than end
+        interpolate(build_derain_net(num_res_blocks=3, channel_attention=True), a, 0.5)
+
+
 def test_deepen_refuses_a_deeper_source_or_another_net():
     from menet_tf.model import deepen
 

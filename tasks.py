@@ -42,9 +42,9 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if task == "test":
         ensure_env("[test]")
-        # two pytest workers (pytest-xdist): 14 min instead of 21 on CI's 2 cores (most tests wait on TensorFlow's
-        # start-up in subprocesses); give -n yourself to change it (-n 0: one process)
-        workers = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "2"]
+        # two pytest workers (pytest-xdist): 12-14 min instead of 21 on the 2-core machines (most tests wait on
+        # TensorFlow's start-up in subprocesses); give -n yourself to change it (-n 0: one process)
+        workers = [] if any(a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "2"]
         run(PY, "-m", "pytest", "-q", *workers, *rest)
     elif task == "demo":
         ensure_env()

@@ -40,15 +40,21 @@ def main(argv):
     from menet_tf.model import CONFIG_FILE, interpolate, load_net, read_config, save_weights
 
     try:
-        net = interpolate(load_net(start), load_net(end), FLAGS.alpha)
+        nets = load_net(start), load_net(end)  # errors name the missing or damaged file
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    try:
+        net = interpolate(*nets, FLAGS.alpha)
     except ValueError as e:
         cliutil.usage_error(PROG, f"{FLAGS.start} and {FLAGS.end}: {e}")
     config = read_config(end)
-    os.makedirs(FLAGS.out)
-    atomic.write_text(os.path.join(FLAGS.out, "interpolation.json"), json.dumps(
-        {"start": FLAGS.start, "end": FLAGS.end, "alpha": FLAGS.alpha}, indent=2) + "\n")
-    save_weights(net, FLAGS.out)
-    atomic.write_text(os.path.join(FLAGS.out, CONFIG_FILE), json.dumps(config, indent=2, sort_keys=True))
+    with atomic.atomic_path(FLAGS.out) as tmp:  # the folder appears whole or not at all
+        os.makedirs(tmp)
+        with open(os.path.join(tmp, "interpolation.json"), "w") as f:
+            json.dump({"start": FLAGS.start, "end": FLAGS.end, "alpha": FLAGS.alpha}, f, indent=2)
+        with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+        save_weights(net, tmp)
     print(f"wrote {FLAGS.out}: {1 - FLAGS.alpha:g} x {FLAGS.start} + {FLAGS.alpha:g} x {FLAGS.end} "
           f"({config['num_res_blocks']} residual blocks)")
 

@@ -178,14 +178,13 @@ def interpolate(start: keras.Model, end: keras.Model, alpha: float) -> keras.Mod
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     config = net_config_of(end)
-    origin = build_derain_net(**config)
-    origin.set_weights(end.get_weights())
+    origin = start
     if len(_res_blocks(start)) != len(_res_blocks(end)):
+        origin = build_derain_net(**config)
+        origin.set_weights(end.get_weights())
         deepen(start, origin)  # ValueError if they differ otherwise
-    else:
-        if [w.shape for w in start.weights] != [w.shape for w in end.weights]:
-            raise ValueError(f"cannot interpolate {start.name} and {end.name}: their weights differ in shape")
-        origin.set_weights(start.get_weights())
+    elif [w.shape for w in start.weights] != [w.shape for w in end.weights]:
+        raise ValueError(f"cannot interpolate {start.name} and {end.name}: their weights differ in shape")
     out = build_derain_net(**config)
     out.set_weights([(1.0 - alpha) * a + alpha * b for a, b in zip(origin.get_weights(), end.get_weights())])
     return out

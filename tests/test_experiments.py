@@ -288,3 +288,10 @@ def test_interpolate_cli_writes_a_model_dir_of_the_mixed_weights(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "exists" in again.stderr.strip().splitlines()[-1]
     assert "Traceback" not in again.stderr
+    # a start that is no model directory: one line naming the missing file, and no --out left behind
+    (tmp_path / "empty").mkdir()
+    bad = subprocess.run(cmd[:3] + [f"--start={tmp_path / 'empty'}", cmd[4], "--alpha=0.25", f"--out={tmp_path / 'mix2'}"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    last = bad.stderr.strip().splitlines()[-1]
+    assert bad.returncode != 0 and str(tmp_path / "empty" / "config.json") in last, bad.stderr[-2000:]
+    assert "Traceback" not in bad.stderr and not os.path.exists(tmp_path / "mix2")

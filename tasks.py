@@ -42,7 +42,7 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if task == "test":
         ensure_env("[test]")
-        # two pytest workers (pytest-xdist): 12-14 min instead of 21 on the 2-core machines (most tests wait on
+        # two pytest workers (pytest-xdist): 12-15 min instead of 21 on the 2-core machines (most tests wait on
         # TensorFlow's start-up in subprocesses); give -n yourself to change it (-n 0: one process)
         workers = [] if any(a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "2"]
         run(PY, "-m", "pytest", "-q", *workers, *rest)

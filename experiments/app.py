@@ -34,6 +34,8 @@ flags.DEFINE_integer("max_queue", 16, "photos that may wait or run at once; more
                      lower_bound=1)
 flags.DEFINE_float("keep_minutes", 60.0, "results are kept this long after they are done", lower_bound=1)
 flags.DEFINE_integer("tile", 1024, "tile side for large photos (as derain --tile)", lower_bound=0)
+flags.DEFINE_bool("self_ensemble", True, "the mean over 4 flips of each photo, as derain's default (4x the time); "
+                  "--noself_ensemble: one pass")
 
 PROG = "experiments.app"
 
@@ -65,7 +67,7 @@ def main(argv):
         cliutil.usage_error(PROG, f"cannot listen on {FLAGS.host}:{FLAGS.port} ({e.strerror or e})")
     config = AppConfig(default_model=FLAGS.model, max_upload_mb=FLAGS.max_upload_mb,
                        max_megapixels=FLAGS.max_megapixels, max_queue=FLAGS.max_queue,
-                       keep_minutes=FLAGS.keep_minutes, tile=FLAGS.tile)
+                       keep_minutes=FLAGS.keep_minutes, tile=FLAGS.tile, self_ensemble=FLAGS.self_ensemble)
     print("loading the model ...", flush=True)
     application = create_app(config)
     port = sock.getsockname()[1]

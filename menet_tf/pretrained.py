@@ -23,7 +23,8 @@ import json
 import os
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
-# The model `derain` uses when given none (see its card for what it was trained on).
+# The model `derain` uses when given none (see its card for what it was trained on); `derain` and the web page
+# de-rain with its self-ensemble (the mean over four flips) unless told --noself_ensemble (issue 20).
 DEFAULT = "menet-lb-squall-v4"  # light and heavy rain, real photos (issue 20); before: -squall-v3, -v2, -squall, menet-lb-multiscale
 MAX_WEIGHTS_BYTES = 6 * 1024 * 1024
 CARD_KEYS = ("name", "summary", "net_config", "training_data", "commands", "train_wall_time_s", "machine",

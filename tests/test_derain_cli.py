@@ -59,7 +59,8 @@ def test_folder_with_corrupt_file_exif_and_tiles(model_dir, tmp_path):
     if REAL_RAIN.is_dir():
         shutil.copy(REAL_RAIN / "syn2real_35.jpg", src / "real.jpg")
     out = tmp_path / "out"
-    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--side_by_side", "--tile=168")
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--side_by_side", "--tile=168",
+                      "--noself_ensemble")
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1, log[-3000:]  # one file failed
     assert "FAILED" in log and str(src / "broken.jpg") in log.split("failed:")[-1]
@@ -91,7 +92,8 @@ def test_saved_model_input_and_name_collisions(model_dir, tmp_path):
     Image.fromarray(photo(45, 67, 3)).save(src / "a.png")
     Image.fromarray(photo(45, 67, 4)).save(src / "a.bmp")  # same stem: both get the extension
     out = tmp_path / "out"
-    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--saved_model={export_dir}", "--tile=0")
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--saved_model={export_dir}", "--tile=0",
+                      "--noself_ensemble")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert sorted(os.listdir(out)) == ["a_bmp.png", "a_png.png"]
     net = load_net(model_dir)
@@ -124,7 +126,8 @@ def test_channel_attention_model_dir_tiles_exactly(tmp_path):
     rainy = photo(200, 229, 5)  # padded to 208 x 240: 2 x 2 tiles of 192 (auto overlap 96)
     Image.fromarray(rainy).save(src / "ca.png")
     out = tmp_path / "out"
-    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--tile=192")
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--tile=192",
+                      "--noself_ensemble")
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "channel attention in two passes" in log and "4 tiles + 4 attention windows" in log, log[-3000:]
@@ -151,14 +154,15 @@ def test_a_derain_killed_mid_folder_and_rerun_with_skip_existing_writes_every_ou
         Image.fromarray(image).save(src / f"{stem}.png")
     env = {**ENV, CRASH_ENV: "derain_during_write@2"}
     cmd = [sys.executable, "-m", "experiments.derain", f"--input={src}", f"--output_dir={out}",
-           f"--model_dir={model_dir}", "--tile=0"]
+           f"--model_dir={model_dir}", "--tile=0", "--noself_ensemble"]
     killed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     whole = sorted(n for n in os.listdir(out) if not n.startswith(PARTIAL_PREFIX))
     assert whole == ["p0.png", "p1.png"]  # the 3rd was killed before its rename
     assert any(n.startswith(PARTIAL_PREFIX) for n in os.listdir(out))  # what the killed writer left
     first = {n: os.stat(out / n).st_mtime_ns for n in whole}
-    rerun = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--tile=0", "--skip_existing")
+    rerun = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--tile=0", "--skip_existing",
+                       "--noself_ensemble")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert rerun.stdout.count("already there, skipped") == 2 and rerun.stdout.count("  -> ") == 4
     assert sorted(os.listdir(out)) == sorted(f"{s}.png" for s in images)  # the partial file is gone
@@ -198,7 +202,8 @@ def test_rain_scale_runs_the_net_on_the_shrunk_photo(model_dir, tmp_path):
     image = photo(90, 130, 7)
     Image.fromarray(image).save(src / "p.png")
     out = tmp_path / "out"
-    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--rain_scale=2.5")
+    proc = run_derain(f"--input={src}", f"--output_dir={out}", f"--model_dir={model_dir}", "--rain_scale=2.5",
+                      "--noself_ensemble")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert "rain scale 2.50: the net runs at 52x36" in proc.stdout
     net = load_net(model_dir)
@@ -211,12 +216,14 @@ def test_rain_scale_runs_the_net_on_the_shrunk_photo(model_dir, tmp_path):
     assert bad.returncode == 2 and "--rain_scale=0.5: give a number >= 1" in bad.stderr
 
 
-def test_self_ensemble_writes_the_mean_of_the_four_flipped_derains(model_dir, tmp_path):
+def test_self_ensemble_is_the_default_and_noself_ensemble_is_one_pass(model_dir, tmp_path):
+    """With no flag (issue 20's default) each photo is the mean of the four flipped derains flipped back;
+    --noself_ensemble writes the one-pass result."""
     src = tmp_path / "in"
     src.mkdir()
     image = photo(70, 90, 3)
     Image.fromarray(image).save(src / "p.png")
-    proc = run_derain(f"--input={src}", f"--output_dir={tmp_path / 'out'}", f"--model_dir={model_dir}", "--self_ensemble")
+    proc = run_derain(f"--input={src}", f"--output_dir={tmp_path / 'out'}", f"--model_dir={model_dir}")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert ", 4 flips" in proc.stdout
     net = load_net(model_dir)
@@ -226,3 +233,7 @@ def test_self_ensemble_writes_the_mean_of_the_four_flipped_derains(model_dir, tm
     assert np.abs(got - want).max() <= 0.5 + 1e-3
     plain = reference_derain(net, image, 4)
     assert np.abs(got - np.clip(np.round(plain), 0, 255)).max() >= 2  # the flips changed the output
+    one = run_derain(f"--input={src}", f"--output_dir={tmp_path / 'one'}", f"--model_dir={model_dir}", "--noself_ensemble")
+    assert one.returncode == 0 and ", 4 flips" not in one.stdout, (one.stdout + one.stderr)[-3000:]
+    got_one = np.asarray(Image.open(tmp_path / "one" / "p.png")).astype(np.float32)
+    assert np.abs(got_one - plain).max() <= 0.5 + 1e-3

@@ -54,6 +54,7 @@ class AppConfig:
     max_queue: int = 16
     keep_minutes: float = 60.0
     tile: int = 1024
+    self_ensemble: bool = True  # as `derain`: the mean over 4 flips (--noself_ensemble of experiments.app: one pass)
 
 
 class HTTPError(Exception):
@@ -122,7 +123,8 @@ class JobStore:
                 from menet_tf.auto import AUTO, AutoDerainer
                 from menet_tf.derainer import Derainer
 
-                options = dict(mixed_precision=precision == "bfloat16", tile=self.config.tile)
+                options = dict(mixed_precision=precision == "bfloat16", tile=self.config.tile,
+                               self_ensemble=self.config.self_ensemble)
                 self.derainers[key] = (AutoDerainer.load(**options) if model == AUTO
                                        else Derainer.load(model_dir=pretrained.model_dir(model), **options))
             return self.derainers[key]

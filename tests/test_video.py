@@ -3,6 +3,7 @@ de-rained with a shipped model, checked frame by frame against `derain` of the s
 timestamps, rotation and audio kept; bad inputs reported by name; the missing extra named."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -45,7 +46,7 @@ def rainy_clip(tmp_path_factory):
     for i, f in enumerate(decoded):  # the same frames as photos, beside the video: one `derain` call does both
         write_image(str(d / f"frame{i:03d}.png"), f)
     out = d / "out"
-    r = _derain(f"--input={d}", f"--output_dir={out}", "--side_by_side")
+    r = _derain(f"--input={d}", f"--output_dir={out}", "--side_by_side", "--self_ensemble")  # frames as photos
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     return {"dir": d, "out": out, "clean": clean, "rainy": rainy, "decoded": decoded, "times": times, "log": r.stdout}
 
@@ -79,6 +80,25 @@ def test_every_video_frame_is_the_photo_derain_of_that_frame(rainy_clip, tmp_pat
         assert 30 < loss < 60, i
         assert _psnr(f, p) > loss - 0.5, i
         assert _psnr(f, e) > 45, i  # and the two encodings agree
+
+
+def test_by_default_photos_get_the_self_ensemble_and_video_frames_one_pass(rainy_clip, tmp_path):
+    """No --self_ensemble flag: the photo of a mixed folder is the self-ensemble's (byte for byte the photo
+    --self_ensemble wrote), the video is the one-pass video (the same file as --noself_ensemble writes: x264 is
+    deterministic), and the two one-pass and self-ensemble photos differ."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(rainy_clip["dir"] / "clip.mp4", src / "clip.mp4")
+    shutil.copy(rainy_clip["dir"] / "frame000.png", src / "frame000.png")
+    default = _derain(f"--input={src}", f"--output_dir={tmp_path / 'default'}")
+    assert default.returncode == 0, (default.stdout + default.stderr)[-3000:]
+    assert "photos yes, video frames no" in default.stdout
+    one = _derain(f"--input={src}", f"--output_dir={tmp_path / 'one'}", "--noself_ensemble")
+    assert one.returncode == 0, (one.stdout + one.stderr)[-3000:]
+    assert (tmp_path / "default" / "clip.mp4").read_bytes() == (tmp_path / "one" / "clip.mp4").read_bytes()
+    photo_se = (rainy_clip["out"] / "frame000.png").read_bytes()
+    assert (tmp_path / "default" / "frame000.png").read_bytes() == photo_se
+    assert (tmp_path / "one" / "frame000.png").read_bytes() != photo_se
 
 
 def test_derained_video_is_closer_to_the_clean_frames_than_the_rainy_one(rainy_clip):

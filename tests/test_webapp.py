@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -72,14 +73,30 @@ def _get(url):
         return e.code, e.read(), dict(e.headers)
 
 
-def _post(url, data: bytes, filename="photo.png", **fields):
+def _post(url, data: bytes, filename="photo.png", headers_only=False, **fields):
     boundary = uuid.uuid4().hex
     parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
     parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
                  f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    req = urllib.request.Request(url + "api/jobs", data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    if headers_only:
+        # the headers alone, then the answer: a server that refuses by Content-Length answers before the body is
+        # read; sending it first would race its close (a broken pipe instead of the answer)
+        import http.client
+
+        parsed = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+        try:
+            conn.putrequest("POST", parsed.path + "api/jobs")
+            for k, v in {**headers, "Content-Length": str(len(body))}.items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+    req = urllib.request.Request(url + "api/jobs", data=body, method="POST", headers=headers)
     status, raw, _ = _get(req)
     return status, json.loads(raw)
 
@@ -112,7 +129,7 @@ def test_limits_are_refused_with_a_message_and_the_server_goes_on(small_server):
     url = small_server.url
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (600, 600, 3), dtype=np.uint8)  # ~1 MB as PNG: over 0.5 MB
-    status, body = _post(url, _png(noise))
+    status, body = _post(url, _png(noise), headers_only=True)  # refused from Content-Length, before the body
     assert status == 413 and "MB limit" in body["error"], body
     flat = np.full((1200, 1000, 3), 90, np.uint8)  # tiny file, 1.2 megapixels: over 1
     status, body = _post(url, _png(flat))

@@ -173,12 +173,6 @@ def self_ensemble_for(video: bool) -> bool:
     return (not video) if FLAGS.self_ensemble is None else bool(FLAGS.self_ensemble)
 
 
-def set_self_ensemble(derainer, on: bool) -> None:
-    """Switch the self-ensemble of a loaded de-rainer (both nets of --model=auto) for the next input."""
-    for d in (derainer.light, derainer.heavy) if hasattr(derainer, "rule") else (derainer,):
-        d.self_ensemble = on
-
-
 def load_model(videos_only: bool = False):
     """The de-rainer of the flags (menet_tf.derainer.Derainer: one code path for photos, videos and the web
     page); a bad tile setting is a usage error."""
@@ -280,6 +274,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
 
     from menet_tf.atomic import remove_partials
+    from menet_tf.derainer import set_self_ensemble
     from menet_tf.video import VideoSupportMissing, is_video_file, require_av
 
     videos = [p for p in paths if is_video_file(p)]

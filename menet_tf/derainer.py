@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Derainer", "Plan", "to_uint8"]
+__all__ = ["Derainer", "Plan", "set_self_ensemble", "to_uint8"]
 
 
 def to_uint8(image) -> np.ndarray:
@@ -46,6 +46,13 @@ class Plan:
     def net_calls(self) -> int:
         """Net calls for one image: what ``progress`` of :meth:`Derainer.derain` counts to."""
         return self.passes * (self.windows + self.tiles)
+
+
+def set_self_ensemble(derainer, on: bool) -> None:
+    """Switch the self-ensemble of a loaded de-rainer (a :class:`Derainer`, or both nets of a
+    :class:`menet_tf.auto.AutoDerainer`) for its next input."""
+    for d in (derainer.light, derainer.heavy) if hasattr(derainer, "rule") else (derainer,):
+        d.self_ensemble = bool(on)
 
 
 def _checked_rain_scale(rain_scale) -> str:

@@ -144,6 +144,8 @@ def test_limits_are_refused_with_a_message_and_the_server_goes_on(small_server):
     assert status == 400 and "unknown model" in body["error"]
     status, body = _post(url, _png(flat[:40, :40]), rain_scale="-3")
     assert status == 400 and "rain scale" in body["error"]
+    status, body = _post(url, _png(flat[:40, :40]), self_ensemble="maybe")
+    assert status == 400 and body["error"].startswith("self_ensemble must be 1 or 0"), body
     # still serving, and a good photo goes through; the client's name is never a path
     status, body = _post(url, _png(flat[:48, :64]), filename="../../../tmp/evil name.png")
     assert status == 202 and body["name"] == "evil_name", body
@@ -153,6 +155,38 @@ def test_limits_are_refused_with_a_message_and_the_server_goes_on(small_server):
     assert status == 200 and Image.open(io.BytesIO(raw)).size == (64, 48)
     assert 'filename="evil_name.png"' in headers.get("content-disposition", "")
     assert _get(f"{url}api/jobs/..%2F..%2Fetc/result.png")[0] == 404
+
+
+def _result(server, photo: np.ndarray, **fields) -> tuple[dict, np.ndarray]:
+    status, body = _post(server.url, _png(photo), **fields)
+    assert status == 202, body
+    job = _wait(server, body["id"])
+    assert job["state"] == "done", job
+    status, raw, _ = _get(f"{server.url}api/jobs/{body['id']}/result.png")
+    assert status == 200
+    return job, np.asarray(Image.open(io.BytesIO(raw)))
+
+
+def test_each_upload_chooses_one_pass_or_the_mean_of_four_flips(small_server):
+    """self_ensemble=1 gives the mean of the four flipped one-pass results flipped back (within the uint8
+    rounding of those results), 0 one pass, and no field the server's default (the mean, as derain's)."""
+    rng = np.random.default_rng(5)
+    photo = np.clip(rng.normal(128, 40, (48, 72, 3)) + np.linspace(0, 60, 72)[None, :, None], 0, 255).astype(np.uint8)
+    _, config, _ = _get(small_server.url + "api/config")
+    assert json.loads(config)["self_ensemble"] is True
+    job, mean = _result(small_server, photo, self_ensemble="1")
+    assert job["self_ensemble"] is True
+    job, one = _result(small_server, photo, self_ensemble="0")
+    assert job["self_ensemble"] is False
+    flips = [lambda a: a, lambda a: a[:, ::-1], lambda a: a[::-1], lambda a: a[::-1, ::-1]]  # each its own inverse
+    passes = [f(_result(small_server, np.ascontiguousarray(f(photo)), self_ensemble="0")[1]).astype(np.float64)
+              for f in flips]
+    reference = np.mean(passes, axis=0)
+    np.testing.assert_array_equal(passes[0], one)
+    assert np.abs(mean - reference).max() <= 1.0  # each pass rounded to uint8, then the mean rounded again
+    assert np.abs(one - reference).max() > 2.0  # the two choices differ: the flips matter for this net
+    job, default = _result(small_server, photo)
+    assert job["self_ensemble"] is True and np.array_equal(default, mean)
 
 
 def test_a_full_queue_is_busy_not_a_crash(small_server):
@@ -230,6 +264,10 @@ def test_real_browser_upload_download_is_derain_byte_for_byte(tmp_path):
                           f"--output_dir={tmp_path / 'cli'}"], cwd=ROOT, env=ENV, capture_output=True, text=True,
                          timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
+    one = subprocess.run([sys.executable, "-m", "experiments.derain", f"--input={RAIN_001}", "--noself_ensemble",
+                          f"--output_dir={tmp_path / 'one_pass'}"], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
     server = Server()
     downloads = tmp_path / "downloads"
     downloads.mkdir()
@@ -264,6 +302,17 @@ def test_real_browser_upload_download_is_derain_byte_for_byte(tmp_path):
         driver.save_screenshot(str(tmp_path / "app.png"))
         if SCREENSHOT_DIR:
             shutil.copyfile(tmp_path / "app.png", os.path.join(SCREENSHOT_DIR, "app_screenshot.png"))
+        # the same photo again with "Passes: 1" chosen on the page: derain --noself_ensemble's bytes
+        passes = driver.find_element(By.CSS_SELECTOR, "#self-ensemble")
+        assert passes.get_attribute("value") == "1"  # the server's default: the mean over 4 flips, as derain's
+        passes.find_element(By.CSS_SELECTOR, "option[value='0']").click()
+        driver.find_element(By.CSS_SELECTOR, "#files").send_keys(os.path.abspath(RAIN_001))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card.done .compare[data-ready='1']")) == 2)
+        fast = [c for c in driver.find_elements(By.CSS_SELECTOR, ".card.done") if "1 pass" in c.text]
+        assert len(fast) == 1, [c.text for c in driver.find_elements(By.CSS_SELECTOR, ".card")]
+        status, raw, _ = _get(f"{server.url}api/jobs/{fast[0].get_attribute('data-job')}/result.png")
+        assert status == 200 and raw == (tmp_path / "one_pass" / "rain-001.png").read_bytes()
+        assert raw != (tmp_path / "cli" / "rain-001.png").read_bytes()
         # a second upload that is not an image: the error on the page, the server still answers
         bad = tmp_path / "notes.png"
         bad.write_bytes(b"these are not pixels" * 100)

@@ -6,8 +6,9 @@ HTTP interface (JSON unless said otherwise; every error is ``{"error": "..."}`` 
 the server goes on serving):
 
 * ``GET /`` the page (``static/index.html``, ``app.js``, ``app.css``); ``GET /api/config``: the shipped
-  models (name, one-line summary, default), the options and the limits.
-* ``POST /api/jobs`` (multipart: ``file``, ``model``, ``rain_scale``, ``precision``): checks the upload
+  models (name, one-line summary, default), the options (``self_ensemble``: the default), and the limits.
+* ``POST /api/jobs`` (multipart: ``file``, ``model``, ``rain_scale``, ``precision``, ``self_ensemble``: ``1`` the
+  mean over 4 flips, ``0`` one pass; absent: the server's default, ``AppConfig.self_ensemble``): checks the upload
   (bytes, pixels read from the header before decoding, an image at all), keeps it under a random name
   in the server's temporary folder and queues it -> ``{"id", "name", "width", "height", "state"}``.
   413: too many bytes or pixels (decompression bombs included); 415: not an image; 400: a bad option;
@@ -63,6 +64,18 @@ class HTTPError(Exception):
         self.status, self.message = status, message
 
 
+def _flag(value, name: str) -> bool | None:
+    """A form's yes/no field: None when absent or empty (the server's default)."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise HTTPError(400, f"{name} must be 1 or 0, not {str(value)[:40]!r}")
+
+
 def _safe_name(name: str) -> str:
     stem = os.path.splitext(os.path.basename(name.replace("\\", "/")))[0]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "photo"
@@ -77,6 +90,7 @@ class Job:
     model: str
     rain_scale: str
     precision: str
+    self_ensemble: bool
     width: int
     height: int
     created: float
@@ -88,7 +102,8 @@ class Job:
 
     def public(self, position: int | None) -> dict:
         return {"id": self.id, "name": self.name, "model": self.model, "rain_scale": self.rain_scale,
-                "precision": self.precision, "width": self.width, "height": self.height, "state": self.state,
+                "precision": self.precision, "self_ensemble": self.self_ensemble, "width": self.width,
+                "height": self.height, "state": self.state,
                 "done": self.done, "total": self.total, "position": position, "seconds": self.seconds,
                 "error": self.error}
 
@@ -124,7 +139,7 @@ class JobStore:
                 from menet_tf.derainer import Derainer
 
                 options = dict(mixed_precision=precision == "bfloat16", tile=self.config.tile,
-                               self_ensemble=self.config.self_ensemble)
+                               self_ensemble=self.config.self_ensemble)  # each job then sets its own
                 self.derainers[key] = (AutoDerainer.load(**options) if model == AUTO
                                        else Derainer.load(model_dir=pretrained.model_dir(model), **options))
             return self.derainers[key]
@@ -169,10 +184,12 @@ class JobStore:
             if not ok:
                 raise HTTPError(400, f"rain scale {rain_scale!r}: give a number from 1 to 8, or 'auto'")
 
-    def add(self, data: bytes, client_name: str, model: str, rain_scale: str, precision: str) -> Job:
+    def add(self, data: bytes, client_name: str, model: str, rain_scale: str, precision: str,
+            self_ensemble: bool | None = None) -> Job:
         from PIL import Image, UnidentifiedImageError
 
         self.check_options(model, rain_scale, precision)
+        self_ensemble = self.config.self_ensemble if self_ensemble is None else bool(self_ensemble)
         limit = self.config.max_upload_mb * 1e6
         if len(data) > limit:
             raise HTTPError(413, f"{len(data) / 1e6:.1f} MB is more than the {self.config.max_upload_mb:g} MB limit")
@@ -202,13 +219,15 @@ class JobStore:
             os.makedirs(folder)
             with open(os.path.join(folder, "upload"), "wb") as f:
                 f.write(data)
-            job = Job(job_id, _safe_name(client_name), folder, model, rain_scale, precision, width, height, time.time())
+            job = Job(job_id, _safe_name(client_name), folder, model, rain_scale, precision, self_ensemble, width, height,
+                      time.time())
             self.jobs[job_id] = job
             self.order.append(job_id)
         self.pool.submit(self._run, job)
         return job
 
     def _run(self, job: Job) -> None:
+        from menet_tf.derainer import set_self_ensemble
         from menet_tf.imageio import ImageError, read_image, write_image
 
         with self.lock:
@@ -218,7 +237,9 @@ class JobStore:
         t0 = time.perf_counter()
         try:
             derainer = self.derainer(job.model, job.precision)
-            derainer.rain_scale = job.rain_scale  # (one job at a time: the worker owns the de-rainer)
+            # one job at a time: the worker owns the de-rainer and sets its options for this job
+            derainer.rain_scale = job.rain_scale
+            set_self_ensemble(derainer, job.self_ensemble)
             rainy = read_image(os.path.join(job.folder, "upload"), exif_transpose=True)
             plan = derainer.plan(*rainy.shape[:2])
             job.total = plan.net_calls
@@ -273,6 +294,7 @@ def create_app(config: AppConfig | None = None, store: JobStore | None = None):
 
     async def app_config(request: Request):
         return JSONResponse({"models": store.models(), "precisions": list(PRECISIONS),
+                             "self_ensemble": config.self_ensemble,
                              "limits": {"max_upload_mb": config.max_upload_mb, "max_megapixels": config.max_megapixels,
                                         "max_queue": config.max_queue}})
 
@@ -293,7 +315,8 @@ def create_app(config: AppConfig | None = None, store: JobStore | None = None):
                 raise HTTPError(400, "no file in the upload (field 'file')")
             data = await upload.read(limit + 1)
             job = store.add(data, upload.filename or "photo", str(form.get("model") or store.default_model),
-                            str(form.get("rain_scale") or "1"), str(form.get("precision") or "float32"))
+                            str(form.get("rain_scale") or "1"), str(form.get("precision") or "float32"),
+                            _flag(form.get("self_ensemble"), "self_ensemble"))
         except HTTPError as e:
             return error(e)
         finally:

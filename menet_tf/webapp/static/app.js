@@ -20,6 +20,7 @@ async function loadConfig() {
   };
   select.addEventListener("change", showSummary);
   showSummary();
+  $("#self-ensemble").value = state.config.self_ensemble ? "1" : "0";  // the server's default
   const l = state.config.limits;
   $("#limits").textContent = `Up to ${l.max_upload_mb} MB and ${l.max_megapixels} megapixels per photo; photos stay on this computer.`;
 }
@@ -47,6 +48,7 @@ async function upload(file) {
   form.append("model", $("#model").value);
   form.append("rain_scale", $("#rain-scale").value);
   form.append("precision", $("#precision").value);
+  form.append("self_ensemble", $("#self-ensemble").value);
   let job;
   try {
     const r = await fetch("/api/jobs", { method: "POST", body: form });
@@ -56,7 +58,8 @@ async function upload(file) {
     return showError(card, "the server did not answer: " + err);
   }
   card.dataset.job = job.id;
-  $(".name", card).textContent = `${file.name} (${job.width}x${job.height}, ${job.model})`;
+  const passes = job.self_ensemble ? "4 flips" : "1 pass";
+  $(".name", card).textContent = `${file.name} (${job.width}x${job.height}, ${job.model}, ${passes})`;
   poll(card, job.id);
 }
 

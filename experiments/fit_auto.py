@@ -1,7 +1,7 @@
 r"""Research tool: fit the ``--model=auto`` rule (menet_tf.auto) on training pairs and check it on held-out sets.
 
     T=runs/squall_train/train   # python -m data_prep.heavy_rain --make=train --recipe=squall
-    python -m experiments.fit_auto --light=menet-lb-multiscale --heavy=menet-lb-squall --measure=extra \
+    python -m experiments.fit_auto --light=menet-lb-multiscale --heavy=menet-lb-squall-v4 --measure=extra \
         --light_dirs=$T/rain100l,$T/light_bsds,$T/rain_free \
         --heavy_dirs=$T/storm_bsds,$T/storm_r100l,$T/fine_bsds,$T/fine_r100l,$T/raintrainh \
         --check="Rain100L test half=light:runs/rain100l_half/test,Held-out heavy rain=heavy:runs/heavy_test,Rain100L test half clean images=free:runs/rain100l_half/test" \

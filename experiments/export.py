@@ -4,9 +4,10 @@ r"""Export a trained model directory as a SavedModel (and optionally TFLite) tha
     python -m experiments.export --model=menet-lb-rain100l --export_dir=exports/menet_lb   # a shipped model
 
 Signatures (``tf.saved_model.load(export_dir).signatures[...]``):
-  serve / serving_default: images float32 [B, H, W, 3] 0..255, any B, H, W
-  serve_uint8:             images uint8   [B, H, W, 3]
-both -> {"derained": float32 0..255, "derained_uint8": uint8}, same size as the input (reflect padding to
+  serve / serving_default:   images float32 [B, H, W, 3] 0..255, any B, H, W
+  serve_uint8:               images uint8   [B, H, W, 3]
+  serve_self_ensemble(_uint8): the same inputs; the mean over 4 flips (derain's default for photos), 4x the work
+all -> {"derained": float32 0..255, "derained_uint8": uint8}, same size as the input (reflect padding to
 the net's multiple and the crop back happen inside the graph). ``--tflite`` also writes
 ``export_dir/menet.tflite`` (the ``serve`` signature, dynamic shape). After writing, the command reloads
 the export with plain ``tf.saved_model.load``, prints the signatures and checks the export (and the
@@ -95,6 +96,14 @@ def main(argv):
     else:  # 16-bit rounding differs between XLA and the non-XLA kernels: informational only
         ok = True
         print(f"check: serve_uint8 on 45x67 vs Keras net, max |diff| = {diff:.2e} (0..255; {policy}, informational)")
+    ensemble_reference = inference.self_ensemble(
+        lambda flipped, k: inference.derain_image(net, flipped, info["required_multiple"]), image, batch=True)
+    got = loaded.signatures[export.SIGNATURE_ENSEMBLE_UINT8](images=tf.constant(image))["derained"].numpy()
+    ediff = float(np.abs(got - ensemble_reference).max())
+    if policy == "float32":
+        ok = ok and ediff <= 1e-3
+        print(f"check: serve_self_ensemble_uint8 on 45x67 vs the mean of the Keras net over 4 flips, max |diff| = "
+              f"{ediff:.2e} (must be <= 1e-3)")
     if FLAGS.tflite:
         path = os.path.join(FLAGS.export_dir, export.TFLITE_FILE)
         try:

@@ -6,9 +6,13 @@ the reflect padding, the net and the crop. Signatures (``tf.saved_model.load(d).
   ``serve`` (also ``serving_default``): images float32 [B, H, W, 3], values 0..255, any B, H, W.
   ``serve_uint8``: images uint8 [B, H, W, 3], any B, H, W.
 
-Both return ``{"derained": float32 [B, H, W, 3] in 0..255, "derained_uint8": uint8 (rounded)}``, of
-the input's size: the graph reflect-pads the bottom/right edges to the net's multiple (4; 16 with
-channel attention), runs the net in inference mode and crops back (``menet_tf.inference``).
+  ``serve_self_ensemble`` / ``serve_self_ensemble_uint8``: the same inputs; the mean of the net over four
+  flips of each image (as is, mirrored, upside down, turned half), each flipped back: the self-ensemble
+  that ``derain`` applies to photos by default (``menet_tf.inference.self_ensemble``), four times the work.
+
+All return ``{"derained": float32 [B, H, W, 3] in 0..255, "derained_uint8": uint8 (rounded)}``, of
+the input's size: the graph reflect-pads the bottom/right edges (of each flip) to the net's multiple (4; 16
+with channel attention), runs the net in inference mode and crops back (``menet_tf.inference``).
 
 A ``menet_export.json`` beside ``saved_model.pb`` records the net config, the multiple, the receptive
 radius (for tiling) and the signatures; ``experiments.derain --saved_model`` reads it.
@@ -28,27 +32,43 @@ from menet_tf.model import required_multiple
 
 SIGNATURE_FLOAT = "serve"
 SIGNATURE_UINT8 = "serve_uint8"
+SIGNATURE_ENSEMBLE = "serve_self_ensemble"
+SIGNATURE_ENSEMBLE_UINT8 = "serve_self_ensemble_uint8"
 EXPORT_INFO_FILE = "menet_export.json"
 TFLITE_FILE = "menet.tflite"
 IMAGE_SPEC = [None, None, None, 3]
 
 
 def _serving_fns(net: keras.Model, multiple: int, jit_compile: bool = False):
-    def derain(images):
-        x = tf.cast(images, tf.float32)
+    """(serve, serve_uint8, serve_self_ensemble, serve_self_ensemble_uint8) as tf.functions."""
+
+    def once(x):
         shape = tf.shape(x)
         y = net(inference.pad_to_multiple(x, multiple), training=False)
         y = tf.cast(y[:, : shape[1], : shape[2], :], tf.float32)
-        y = tf.clip_by_value(y, 0.0, 255.0)
+        return tf.clip_by_value(y, 0.0, 255.0)
+
+    def outputs(y):
         return {"derained": y, "derained_uint8": tf.cast(tf.round(y), tf.uint8)}
 
-    serve = tf.function(
-        derain, input_signature=[tf.TensorSpec(IMAGE_SPEC, tf.float32, name="images")], jit_compile=jit_compile
-    )
-    serve_uint8 = tf.function(
-        derain, input_signature=[tf.TensorSpec(IMAGE_SPEC, tf.uint8, name="images")], jit_compile=jit_compile
-    )
-    return serve, serve_uint8
+    def derain(images):
+        return outputs(once(tf.cast(images, tf.float32)))
+
+    def derain_self_ensemble(images):
+        x = tf.cast(images, tf.float32)
+        total = None
+        for flip in inference.SELF_ENSEMBLE_FLIPS:  # axes of one image; + 1 for the batch axis, in the same order
+            axes = [a + 1 for a in flip]
+            y = tf.reverse(once(tf.reverse(x, axes)), axes) if axes else once(x)
+            total = y if total is None else total + y
+        return outputs(total / float(len(inference.SELF_ENSEMBLE_FLIPS)))
+
+    def fn(body, dtype):
+        return tf.function(body, input_signature=[tf.TensorSpec(IMAGE_SPEC, dtype, name="images")],
+                           jit_compile=jit_compile)
+
+    return (fn(derain, tf.float32), fn(derain, tf.uint8), fn(derain_self_ensemble, tf.float32),
+            fn(derain_self_ensemble, tf.uint8))
 
 
 def export_saved_model(
@@ -64,11 +84,13 @@ def export_saved_model(
     ca_variant). Returns the info dict also written to ``export_dir/menet_export.json``.
     """
     multiple = required_multiple(bool(config.get("channel_attention", False)))
-    serve, serve_uint8 = _serving_fns(net, multiple, jit_compile)
+    serve, serve_uint8, ensemble, ensemble_uint8 = _serving_fns(net, multiple, jit_compile)
     archive = keras.export.ExportArchive()
     archive.track(net)
     archive.add_endpoint(SIGNATURE_FLOAT, serve)  # first endpoint: also "serving_default"
     archive.add_endpoint(SIGNATURE_UINT8, serve_uint8)
+    archive.add_endpoint(SIGNATURE_ENSEMBLE, ensemble)
+    archive.add_endpoint(SIGNATURE_ENSEMBLE_UINT8, ensemble_uint8)
     info = {
         "format": "menet-tf SavedModel",
         "net_config": {k: config[k] for k in ("num_res_blocks", "channel_attention", "ca_variant") if k in config},
@@ -81,6 +103,10 @@ def export_saved_model(
             SIGNATURE_FLOAT: {"input": "images float32 [B,H,W,3] 0..255", "outputs": _OUTPUTS},
             "serving_default": {"alias_of": SIGNATURE_FLOAT},
             SIGNATURE_UINT8: {"input": "images uint8 [B,H,W,3]", "outputs": _OUTPUTS},
+            SIGNATURE_ENSEMBLE: {"input": "images float32 [B,H,W,3] 0..255", "outputs": _OUTPUTS,
+                                 "computes": "the mean over 4 flips (menet_tf.inference.self_ensemble)"},
+            SIGNATURE_ENSEMBLE_UINT8: {"input": "images uint8 [B,H,W,3]", "outputs": _OUTPUTS,
+                                       "computes": "the mean over 4 flips (menet_tf.inference.self_ensemble)"},
         },
         "tensorflow_version": tf.__version__,
     }

@@ -53,6 +53,10 @@ LOADER = textwrap.dedent(
         out[f"{size}_float"] = f["derained"].numpy()
         out[f"{size}_uint8"] = u["derained"].numpy()
         out[f"{size}_uint8_out"] = u["derained_uint8"].numpy()
+        e = loaded.signatures["serve_self_ensemble"](images=tf.constant(images.astype(np.float32)))
+        e8 = loaded.signatures["serve_self_ensemble_uint8"](images=tf.constant(images))
+        out[f"{size}_ensemble"], out[f"{size}_ensemble_uint8_in"] = e["derained"].numpy(), e8["derained"].numpy()
+        out[f"{size}_ensemble_uint8_out"] = e8["derained_uint8"].numpy()
     out["modules"] = np.array(sorted(m for m, v in sys.modules.items() if v is not None and m.startswith("menet")) or ["none"])
     np.savez(f"{data}/out.npz", **out)
     """
@@ -74,7 +78,8 @@ def test_saved_model_loads_with_tensorflow_only_and_matches_keras(exported, tmp_
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = np.load(tmp_path / "out.npz")
-    assert set(out["signatures"]) == {"serve", "serve_uint8", "serving_default"}
+    assert set(out["signatures"]) == {"serve", "serve_uint8", "serving_default", "serve_self_ensemble",
+                                      "serve_self_ensemble_uint8"}
     assert not any(m.startswith("menet") for m in out["modules"])
     for size, images in inputs.items():
         want = reference_derain(net, images, 16)
@@ -85,6 +90,16 @@ def test_saved_model_loads_with_tensorflow_only_and_matches_keras(exported, tmp_
         got8 = out[f"{size}_uint8_out"]
         assert got8.dtype == np.uint8
         np.testing.assert_array_equal(got8, np.round(out[f"{size}_uint8"]).astype(np.uint8))
+        # the self-ensemble signatures: the mean of the Keras net over the four flips (each reflect-padded
+        # itself), each flipped back; numpy flips, independent of menet_tf.inference
+        flips = [lambda a: a, lambda a: a[:, :, ::-1], lambda a: a[:, ::-1], lambda a: a[:, ::-1, ::-1]]
+        mean = np.mean([f(reference_derain(net, np.ascontiguousarray(f(images)), 16)) for f in flips], axis=0)
+        assert np.abs(mean - want).max() > 0.5  # the flips matter for this net: a real test of the mean
+        for key in ("ensemble", "ensemble_uint8_in"):
+            assert out[f"{size}_{key}"].shape == images.shape
+            assert np.abs(out[f"{size}_{key}"] - mean).max() <= 1e-3, (size, key)
+        np.testing.assert_array_equal(out[f"{size}_ensemble_uint8_out"],
+                                      np.round(out[f"{size}_ensemble_uint8_in"]).astype(np.uint8))
 
 
 def test_tflite_matches_keras(exported, tmp_path):
@@ -107,6 +122,8 @@ def test_export_cli_writes_prints_signatures_and_checks(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "signature 'serve':" in proc.stdout and "signature 'serve_uint8':" in proc.stdout
     assert "input  images: float32 [?, ?, ?, 3]" in proc.stdout
+    assert "signature 'serve_self_ensemble':" in proc.stdout
+    assert "check: serve_self_ensemble_uint8 on 45x67 vs the mean of the Keras net over 4 flips" in proc.stdout
     assert os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
     assert os.path.getsize(os.path.join(export_dir, E.TFLITE_FILE)) > 0
     info = json.load(open(os.path.join(export_dir, E.EXPORT_INFO_FILE)))

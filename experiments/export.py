@@ -100,10 +100,9 @@ def main(argv):
         lambda flipped, k: inference.derain_image(net, flipped, info["required_multiple"]), image, batch=True)
     got = loaded.signatures[export.SIGNATURE_ENSEMBLE_UINT8](images=tf.constant(image))["derained"].numpy()
     ediff = float(np.abs(got - ensemble_reference).max())
-    if policy == "float32":
-        ok = ok and ediff <= 1e-3
-        print(f"check: serve_self_ensemble_uint8 on 45x67 vs the mean of the Keras net over 4 flips, max |diff| = "
-              f"{ediff:.2e} (must be <= 1e-3)")
+    ok = ok and (policy != "float32" or ediff <= 1e-3)
+    print(f"check: serve_self_ensemble_uint8 on 45x67 vs the mean of the Keras net over 4 flips, max |diff| = "
+          f"{ediff:.2e} ({'must be <= 1e-3' if policy == 'float32' else policy + ', informational'})")
     if FLAGS.tflite:
         path = os.path.join(FLAGS.export_dir, export.TFLITE_FILE)
         try:

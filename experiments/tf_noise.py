@@ -112,7 +112,11 @@ _installed: list[_QuietImport] = []
 
 def install() -> None:
     """Filter the noise of the first ``import tensorflow`` of this process, unless TensorFlow is already
-    imported or the user set ``TF_CPP_MIN_LOG_LEVEL``."""
+    imported or the user set ``TF_CPP_MIN_LOG_LEVEL``; and keep absl's INFO records (data layouts found,
+    checkpoints written) out of the output unless the user passes ``--verbosity=0``."""
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)  # a --verbosity flag, parsed later by app.run, overrides it
     if _installed or "tensorflow" in sys.modules or USER_SWITCH in os.environ:
         return
     finder = _QuietImport()
